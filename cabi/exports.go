@@ -1,0 +1,216 @@
+package cabi
+
+/*
+#cgo CFLAGS: -I/usr/include/mariadb/server -I/usr/include/mariadb -DMYSQL_DYNAMIC_PLUGIN -fvisibility=hidden -Wall -Wno-unused-parameter
+#cgo LDFLAGS: -l:libmysqlservices.a
+#include <stdlib.h>
+#include "cabi.h"
+*/
+import "C"
+
+import (
+	"fmt"
+	"runtime/debug"
+	"time"
+	"unsafe"
+)
+
+// Codes returned to the server (plugin_encryption.h).
+const (
+	versionInvalid = ^C.uint(0) // ENCRYPTION_KEY_VERSION_INVALID
+	bufferTooSmall = C.uint(100)
+)
+
+// Settings are the system variables' values at plugin init.
+type Settings struct {
+	MasterKeyID    string
+	KeySpec        string // "AES_128" or "AES_256"
+	LogLevel       LogLevel
+	RequestTimeout time.Duration // 0 = SDK default
+	Region         string
+	EndpointURL    string
+	KeyfileDir     string // "" = the datadir
+	MockBuild      bool   // aws_key_management_mock exists
+	Mock           bool   // aws_key_management_mock=ON
+	MockFaults     string
+}
+
+// LogLevel is aws_key_management_log_level: Off(0) .. Trace(6).
+type LogLevel int
+
+// Log levels, as the variable names them.
+const (
+	LogOff LogLevel = iota
+	LogFatal
+	LogError
+	LogWarn
+	LogInfo
+	LogDebug
+	LogTrace
+)
+
+var logLevelNames = [...]string{"Off", "Fatal", "Error", "Warn", "Info", "Debug", "Trace"}
+
+func (l LogLevel) String() string {
+	if l < 0 || int(l) >= len(logLevelNames) {
+		return fmt.Sprintf("LogLevel(%d)", int(l))
+	}
+	return logLevelNames[l]
+}
+
+var keySpecNames = [...]string{"AES_128", "AES_256"}
+
+// Plugin is what the ABI serves. Methods are called on server threads.
+type Plugin interface {
+	// Init starts the plugin; an error fails plugin init (the server
+	// still calls Deinit afterwards).
+	Init(s Settings) error
+	// Deinit stops the plugin; it must cope with a failed or partial Init.
+	Deinit()
+	LatestKeyVersion(id uint32) uint32
+	// GetKey copies key (id, version) into dst; it returns the key length
+	// and 0, BufferTooSmall or VersionInvalid (keys package codes).
+	GetKey(id, version uint32, dst []byte) (length, code uint32)
+	Rotate(n int)
+	SetMasterKeyID(id string)
+	// MockFaults checks (apply=false) or applies a mock fault description.
+	MockFaults(spec string, apply bool) error
+}
+
+var plugin Plugin
+
+// Register sets the implementation; the main package calls it from init,
+// which runs before the server can call any shim.
+func Register(p Plugin) { plugin = p }
+
+// CurrentKeySpec reads aws_key_management_key_spec now (it is dynamic).
+func CurrentKeySpec() string {
+	v := C.akm_key_spec()
+	if int(v) < len(keySpecNames) {
+		return keySpecNames[v]
+	}
+	return keySpecNames[0]
+}
+
+// CurrentLogLevel reads aws_key_management_log_level now (it is dynamic).
+func CurrentLogLevel() LogLevel { return LogLevel(C.akm_log_level()) }
+
+// Log writes to the server: Note, Warning and Error to the error log only,
+// ClientError and ClientWarning to the current statement.
+type Log struct{}
+
+func (Log) Note(msg string)          { logKind(C.AKM_LOG_NOTE, msg) }
+func (Log) Warning(msg string)       { logKind(C.AKM_LOG_WARNING, msg) }
+func (Log) Error(msg string)         { logKind(C.AKM_LOG_ERROR, msg) }
+func (Log) ClientError(msg string)   { logKind(C.AKM_LOG_CLIENT_ERROR, msg) }
+func (Log) ClientWarning(msg string) { logKind(C.AKM_LOG_CLIENT_WARNING, msg) }
+
+func logKind(kind C.int, msg string) {
+	cs := C.CString(msg)
+	defer C.free(unsafe.Pointer(cs))
+	C.akm_log(kind, cs)
+}
+
+// recovered turns a panic in a shim into one error-log line. Use as
+// `defer recovered("get_key", func() { ret = code })`.
+func recovered(op string, fail func()) {
+	if r := recover(); r != nil {
+		Log{}.Error(fmt.Sprintf("AWS KMS plugin: internal error in %s: %v; the call failed, the server goes on. %s",
+			op, r, firstFrames(debug.Stack())))
+		fail()
+	}
+}
+
+// firstFrames keeps a stack short enough for one log line.
+func firstFrames(stack []byte) string {
+	const max = 400
+	if len(stack) > max {
+		stack = stack[:max]
+	}
+	return string(stack)
+}
+
+//export akmGoInit
+func akmGoInit() (ret C.int) {
+	defer recovered("plugin init", func() { ret = 1 })
+	if plugin == nil {
+		Log{}.Error("AWS KMS plugin: no implementation registered")
+		return 1
+	}
+	var cs C.struct_akm_settings
+	C.akm_get_settings(&cs)
+	s := Settings{
+		MasterKeyID:    C.GoString(cs.master_key_id),
+		KeySpec:        CurrentKeySpec(),
+		LogLevel:       LogLevel(cs.log_level),
+		RequestTimeout: time.Duration(cs.request_timeout) * time.Millisecond,
+		Region:         C.GoString(cs.region),
+		EndpointURL:    C.GoString(cs.endpoint_url),
+		KeyfileDir:     C.GoString(cs.keyfile_dir),
+		MockBuild:      cs.mock >= 0,
+		Mock:           cs.mock > 0,
+	}
+	if cs.mock_faults != nil {
+		s.MockFaults = C.GoString(cs.mock_faults)
+	}
+	if err := plugin.Init(s); err != nil {
+		Log{}.Error("AWS KMS plugin: " + err.Error())
+		return 1
+	}
+	return 0
+}
+
+//export akmGoDeinit
+func akmGoDeinit() (ret C.int) {
+	defer recovered("plugin deinit", func() { ret = 0 })
+	if plugin != nil {
+		plugin.Deinit()
+	}
+	return 0
+}
+
+//export akmGoGetLatestKeyVersion
+func akmGoGetLatestKeyVersion(id C.uint) (ret C.uint) {
+	defer recovered("get_latest_key_version", func() { ret = versionInvalid })
+	return C.uint(plugin.LatestKeyVersion(uint32(id)))
+}
+
+//export akmGoGetKey
+func akmGoGetKey(id, version C.uint, key *C.uchar, keyLength *C.uint) (ret C.uint) {
+	defer recovered("get_key", func() { ret = versionInvalid })
+	if keyLength == nil {
+		return versionInvalid
+	}
+	var dst []byte
+	if key != nil && *keyLength > 0 {
+		dst = unsafe.Slice((*byte)(unsafe.Pointer(key)), int(*keyLength))
+	}
+	n, code := plugin.GetKey(uint32(id), uint32(version), dst)
+	if code == 0 || C.uint(code) == bufferTooSmall {
+		*keyLength = C.uint(n)
+	}
+	return C.uint(code)
+}
+
+//export akmGoRotateKey
+func akmGoRotateKey(n C.int) {
+	defer recovered("rotate_key", func() {})
+	plugin.Rotate(int(n))
+}
+
+//export akmGoSetMasterKeyID
+func akmGoSetMasterKeyID(id *C.char) {
+	defer recovered("master_key_id update", func() {})
+	plugin.SetMasterKeyID(C.GoString(id))
+}
+
+//export akmGoMockFaults
+func akmGoMockFaults(spec *C.char, n C.int, apply C.int) (ret C.int) {
+	defer recovered("mock_faults", func() { ret = 1 })
+	err := plugin.MockFaults(C.GoStringN(spec, n), apply != 0)
+	if err != nil {
+		Log{}.ClientWarning("aws_key_management_mock_faults: " + err.Error())
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,259 @@
+/*
+  MariaDB plugin ABI of aws_key_management: system variables, the
+  st_mariadb_encryption table and the plugin declaration. Each callback is
+  a one-line call into Go (exports.go); no logic lives here.
+
+  Threading: the server calls get_latest_key_version/get_key from many
+  threads at once, and the sysvar update functions with
+  LOCK_global_system_variables held. Memory: key bytes are written into the
+  caller's buffer; strings passed to Go are copied there; no Go pointer is
+  kept on the C side.
+*/
+#include <my_global.h>
+#include <typelib.h>
+#include <mysql/plugin_encryption.h>
+#include <mysqld_error.h>
+#include <string.h>
+#include "cabi.h"
+#include "_cgo_export.h"
+
+#define AKM_EXPORT __attribute__((visibility("default")))
+
+/* ---- system variables (names, types, defaults and flags as upstream) -- */
+
+static char *master_key_id;
+static char *region;
+static char *endpoint_url;
+static char *keyfile_dir;
+static unsigned long key_spec;
+static unsigned long log_level;
+static int rotate_key;
+static int request_timeout;
+
+static const char *key_spec_names[] = {"AES_128", "AES_256", 0};
+static TYPELIB key_spec_typelib = {array_elements(key_spec_names) - 1, "",
+                                   key_spec_names, NULL};
+
+static const char *log_level_names[] = {"Off",  "Fatal", "Error", "Warn",
+                                        "Info", "Debug", "Trace", 0};
+static TYPELIB log_level_typelib = {array_elements(log_level_names) - 1, "",
+                                    log_level_names, NULL};
+
+/*
+  master_key_id is dynamic as upstream. The value lives in a static buffer
+  (not PLUGIN_VAR_MEMALLOC, whose memory only the server's allocator may
+  free); the update hands Go its own copy, so Go never reads the buffer
+  while a SET changes it.
+*/
+#define AKM_MASTER_KEY_ID_MAX 2048 /* KMS KeyId limit */
+static char master_key_id_buf[AKM_MASTER_KEY_ID_MAX + 1];
+
+static void update_master_key_id(MYSQL_THD thd, struct st_mysql_sys_var *var,
+                                 void *var_ptr, const void *save)
+{
+  const char *v = *(const char *const *)save;
+  if (!v)
+    v = "";
+  if (strlen(v) > AKM_MASTER_KEY_ID_MAX) {
+    akm_log(AKM_LOG_CLIENT_WARNING,
+            "aws_key_management_master_key_id is longer than 2048 characters; "
+            "the previous value is kept");
+    return;
+  }
+  strcpy(master_key_id_buf, v);
+  *(char **)var_ptr = master_key_id_buf;
+  akmGoSetMasterKeyID(master_key_id_buf);
+}
+
+static void update_rotate(MYSQL_THD thd, struct st_mysql_sys_var *var,
+                          void *var_ptr, const void *save)
+{
+  akmGoRotateKey(*(const int *)save);
+  *(int *)var_ptr = 0; /* reads back 0, as upstream */
+}
+
+static MYSQL_SYSVAR_STR(master_key_id, master_key_id, PLUGIN_VAR_RQCMDARG,
+  "KMS key (key id, key ARN, alias/name or alias ARN) that wraps new data "
+  "keys. If empty, no new keys are created.",
+  NULL, update_master_key_id, "");
+
+static MYSQL_SYSVAR_ENUM(key_spec, key_spec, PLUGIN_VAR_RQCMDARG,
+  "Length of new data keys: AES_128 or AES_256.",
+  NULL, NULL, 0, &key_spec_typelib);
+
+static MYSQL_SYSVAR_ENUM(log_level, log_level, PLUGIN_VAR_RQCMDARG,
+  "Logging of KMS requests to the error log: Off, Fatal, Error, Warn, Info, "
+  "Debug or Trace.",
+  NULL, NULL, 0, &log_level_typelib);
+
+static MYSQL_SYSVAR_INT(rotate_key, rotate_key, PLUGIN_VAR_RQCMDARG,
+  "Set to a key id to add a new version of that key; -1 rotates all keys.",
+  NULL, update_rotate, 0, -1, INT_MAX, 1);
+
+static MYSQL_SYSVAR_INT(request_timeout, request_timeout,
+  PLUGIN_VAR_RQCMDARG | PLUGIN_VAR_READONLY,
+  "Timeout in milliseconds for connecting to KMS and for each request. "
+  "0 uses the SDK default.",
+  NULL, NULL, 0, 0, INT_MAX, 1);
+
+static MYSQL_SYSVAR_STR(region, region, PLUGIN_VAR_RQCMDARG | PLUGIN_VAR_READONLY,
+  "AWS region, for example us-east-1. If empty, the SDK's configuration "
+  "is used, then us-east-1.",
+  NULL, NULL, "");
+
+static MYSQL_SYSVAR_STR(endpoint_url, endpoint_url,
+  PLUGIN_VAR_RQCMDARG | PLUGIN_VAR_READONLY,
+  "KMS endpoint to use instead of the region's default (VPC or FIPS "
+  "endpoints, tests).",
+  NULL, NULL, "");
+
+static MYSQL_SYSVAR_STR(keyfile_dir, keyfile_dir,
+  PLUGIN_VAR_RQCMDARG | PLUGIN_VAR_READONLY,
+  "Directory of the aws-kms-key.<id>.<version> files. If empty, the datadir.",
+  NULL, NULL, "");
+
+#ifdef AKM_MOCK
+#include <mysql/service_thd_alloc.h>
+
+static my_bool mock;
+#define AKM_MOCK_FAULTS_MAX 4096
+static char *mock_faults;
+static char mock_faults_buf[AKM_MOCK_FAULTS_MAX + 1];
+
+static MYSQL_SYSVAR_BOOL(mock, mock, PLUGIN_VAR_RQCMDARG | PLUGIN_VAR_READONLY,
+  "Use the in-process mock KMS instead of AWS (test builds only).",
+  NULL, NULL, 0);
+
+/* Reject a fault description Go cannot parse, before anything changes. */
+static int check_mock_faults(MYSQL_THD thd, struct st_mysql_sys_var *var,
+                             void *save, struct st_mysql_value *value)
+{
+  char buf[256];
+  int len = sizeof(buf);
+  const char *s = value->val_str(value, buf, &len);
+  if (!s) {
+    s = "";
+    len = 0;
+  }
+  if (len > AKM_MOCK_FAULTS_MAX || akmGoMockFaults((char *)s, len, 0) != 0)
+    return 1;
+  *(const char **)save = thd_strmake(thd, s, len);
+  return 0;
+}
+
+static void update_mock_faults(MYSQL_THD thd, struct st_mysql_sys_var *var,
+                               void *var_ptr, const void *save)
+{
+  const char *v = *(const char *const *)save;
+  if (!v)
+    v = "";
+  strcpy(mock_faults_buf, v); /* length checked in check_mock_faults */
+  *(char **)var_ptr = mock_faults_buf;
+  akmGoMockFaults(mock_faults_buf, (int)strlen(mock_faults_buf), 1);
+}
+
+static MYSQL_SYSVAR_STR(mock_faults, mock_faults, PLUGIN_VAR_RQCMDARG,
+  "Faults of the mock KMS, for tests: disable=<key>; "
+  "fail=<Op>:<Exception>[:<count>]; delay=<Op>:<ms>; datakey=<hex>.",
+  check_mock_faults, update_mock_faults, "");
+#endif
+
+static struct st_mysql_sys_var *settings[] = {
+  MYSQL_SYSVAR(master_key_id),
+  MYSQL_SYSVAR(key_spec),
+  MYSQL_SYSVAR(rotate_key),
+  MYSQL_SYSVAR(log_level),
+  MYSQL_SYSVAR(request_timeout),
+  MYSQL_SYSVAR(region),
+  MYSQL_SYSVAR(endpoint_url),
+  MYSQL_SYSVAR(keyfile_dir),
+#ifdef AKM_MOCK
+  MYSQL_SYSVAR(mock),
+  MYSQL_SYSVAR(mock_faults),
+#endif
+  NULL
+};
+
+/* ---- calls from Go ----------------------------------------------------- */
+
+void akm_log(int kind, const char *msg)
+{
+  static const unsigned long flags[] = {
+    [AKM_LOG_NOTE] = ME_ERROR_LOG_ONLY | ME_NOTE,
+    [AKM_LOG_WARNING] = ME_ERROR_LOG_ONLY | ME_WARNING,
+    [AKM_LOG_ERROR] = ME_ERROR_LOG_ONLY,
+    [AKM_LOG_CLIENT_ERROR] = 0,
+    [AKM_LOG_CLIENT_WARNING] = ME_WARNING,
+  };
+  if (kind < 0 || kind > AKM_LOG_CLIENT_WARNING)
+    kind = AKM_LOG_ERROR;
+  my_printf_error(ER_UNKNOWN_ERROR, "%s", MYF(flags[kind]), msg);
+}
+
+void akm_get_settings(struct akm_settings *out)
+{
+  out->master_key_id = master_key_id ? master_key_id : "";
+  out->region = region ? region : "";
+  out->endpoint_url = endpoint_url ? endpoint_url : "";
+  out->keyfile_dir = keyfile_dir ? keyfile_dir : "";
+  out->key_spec = key_spec;
+  out->log_level = log_level;
+  out->request_timeout = request_timeout;
+#ifdef AKM_MOCK
+  out->mock = mock ? 1 : 0;
+  out->mock_faults = mock_faults ? mock_faults : "";
+#else
+  out->mock = -1;
+  out->mock_faults = NULL;
+#endif
+}
+
+unsigned long akm_key_spec(void) { return key_spec; }
+unsigned long akm_log_level(void) { return log_level; }
+
+/* ---- the encryption plugin --------------------------------------------- */
+
+static unsigned int akm_get_latest_key_version(unsigned int key_id)
+{
+  return akmGoGetLatestKeyVersion(key_id);
+}
+
+static unsigned int akm_get_key(unsigned int key_id, unsigned int version,
+                                unsigned char *key, unsigned int *key_length)
+{
+  return akmGoGetKey(key_id, version, key, key_length);
+}
+
+static int akm_init(void *p) { return akmGoInit(); }
+static int akm_deinit(void *p) { return akmGoDeinit(); }
+
+/* crypt_ctx_* and encrypted_length stay NULL: the server's own AES is
+   used, as upstream, so existing data stays readable. */
+static struct st_mariadb_encryption akm_encryption = {
+  MariaDB_ENCRYPTION_INTERFACE_VERSION,
+  akm_get_latest_key_version,
+  akm_get_key,
+  NULL, NULL, NULL, NULL, NULL
+};
+
+/* The declaration macros define the three data symbols the server looks
+   up; give them default visibility (everything else is hidden). */
+#pragma GCC visibility push(default)
+maria_declare_plugin(aws_key_management)
+{
+  MariaDB_ENCRYPTION_PLUGIN,
+  &akm_encryption,
+  "aws_key_management",
+  "aws_key_management Go authors",
+  "AWS key management plugin",
+  PLUGIN_LICENSE_GPL,
+  akm_init,
+  akm_deinit,
+  0x0100,
+  NULL,
+  settings,
+  "1.0",
+  MariaDB_PLUGIN_MATURITY_STABLE
+}
+maria_declare_plugin_end;
+#pragma GCC visibility pop

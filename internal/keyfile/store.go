@@ -1,0 +1,211 @@
+package keyfile
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// MaxBlobSize is the largest CiphertextBlob KMS returns (the API limit is
+// 6144 bytes). A larger key file is damaged, not a key.
+const MaxBlobSize = 6144
+
+// FileMode is the permission of new key files: owner read only. Upstream
+// creates them readable by everyone.
+const FileMode fs.FileMode = 0o400
+
+// tempMarker is part of the name of a key file being written. Such names
+// never parse as key files, so a crash mid-write leaves nothing the plugin
+// (or the C++ plugin) would load; Open removes them.
+const tempMarker = ".tmp-"
+
+// Errors a caller can test with errors.Is.
+var (
+	ErrNotFound   = errors.New("key file does not exist")
+	ErrExists     = errors.New("key file already exists")
+	ErrEmpty      = errors.New("key file is empty")
+	ErrTooLarge   = fmt.Errorf("key file is larger than %d bytes", MaxBlobSize)
+	ErrNotRegular = errors.New("not a regular file")
+)
+
+// Store is a directory of key files. Its methods are safe for concurrent
+// use: they share no mutable state besides the file system.
+type Store struct {
+	dir string
+}
+
+// Entry is a key file found by Scan.
+type Entry struct {
+	ID, Version uint32
+}
+
+// New returns the store in dir; an empty dir means the current directory,
+// which inside the server is the datadir.
+func New(dir string) *Store {
+	if dir == "" {
+		dir = "."
+	}
+	return &Store{dir: dir}
+}
+
+// Dir is the directory the store reads and writes.
+func (s *Store) Dir() string { return s.dir }
+
+// Path is the path of a key version's file.
+func (s *Store) Path(id, version uint32) string {
+	return filepath.Join(s.dir, Name(id, version))
+}
+
+// Scan lists the key files in the directory, sorted by id then version.
+// Names that do not parse are ignored, as upstream ignores them.
+func (s *Store) Scan() ([]Entry, error) {
+	des, err := os.ReadDir(s.dir)
+	if err != nil {
+		return nil, fmt.Errorf("scanning key directory %s: %w", s.dir, err)
+	}
+	var out []Entry
+	for _, de := range des {
+		if id, ver, ok := ParseName(de.Name()); ok {
+			out = append(out, Entry{ID: id, Version: ver})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].ID != out[j].ID {
+			return out[i].ID < out[j].ID
+		}
+		return out[i].Version < out[j].Version
+	})
+	return out, nil
+}
+
+// Read returns the wrapped key stored for a version. Every failure names
+// the file and the reason: ErrNotFound, ErrNotRegular, ErrEmpty,
+// ErrTooLarge, a short read or the system error.
+func (s *Store) Read(id, version uint32) ([]byte, error) {
+	path := s.Path(id, version)
+	f, err := os.Open(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("reading %s: %w", path, ErrNotFound)
+		}
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	switch {
+	case !st.Mode().IsRegular():
+		return nil, fmt.Errorf("reading %s: %w (%s)", path, ErrNotRegular, st.Mode().Type())
+	case st.Size() == 0:
+		return nil, fmt.Errorf("reading %s: %w", path, ErrEmpty)
+	case st.Size() > MaxBlobSize:
+		return nil, fmt.Errorf("reading %s: %w (it has %d)", path, ErrTooLarge, st.Size())
+	}
+	blob := make([]byte, st.Size())
+	if _, err := io.ReadFull(f, blob); err != nil {
+		return nil, fmt.Errorf("reading %s: short read of %d-byte file: %w", path, st.Size(), err)
+	}
+	// A file that grew after Stat was changed under us: refuse it rather
+	// than use a prefix.
+	if n, _ := f.Read(make([]byte, 1)); n != 0 {
+		return nil, fmt.Errorf("reading %s: file changed while being read", path)
+	}
+	return blob, nil
+}
+
+// Create stores a new key version. It never replaces an existing file: if
+// the version exists it returns ErrExists and leaves the file untouched. A
+// crash at any point leaves either no file for the version or a complete
+// one (plus, at worst, a temporary file that CleanTemp removes).
+func (s *Store) Create(id, version uint32, blob []byte) error {
+	if len(blob) == 0 || len(blob) > MaxBlobSize {
+		return fmt.Errorf("creating %s: wrapped key of %d bytes is out of range 1..%d",
+			s.Path(id, version), len(blob), MaxBlobSize)
+	}
+	final := s.Path(id, version)
+	var rnd [6]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		return fmt.Errorf("creating %s: %w", final, err)
+	}
+	tmp := final + tempMarker + hex.EncodeToString(rnd[:])
+	if err := writeSynced(tmp, blob); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("creating %s: %w", final, err)
+	}
+	// link(2) fails with EEXIST instead of replacing: two writers of the
+	// same version cannot overwrite each other, unlike rename(2).
+	err := os.Link(tmp, final)
+	os.Remove(tmp)
+	if err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("creating %s: %w", final, ErrExists)
+		}
+		return fmt.Errorf("creating %s: %w", final, err)
+	}
+	if err := syncDir(s.dir); err != nil {
+		return fmt.Errorf("creating %s: %w", final, err)
+	}
+	return nil
+}
+
+func writeSynced(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, FileMode)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("opening directory for fsync: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("fsync of directory %s: %w", dir, err)
+	}
+	return nil
+}
+
+// CleanTemp removes temporary files left by a Create that was interrupted
+// (a crash or kill -9) and returns their names.
+func (s *Store) CleanTemp() ([]string, error) {
+	des, err := os.ReadDir(s.dir)
+	if err != nil {
+		return nil, fmt.Errorf("scanning key directory %s: %w", s.dir, err)
+	}
+	var removed []string
+	for _, de := range des {
+		name := de.Name()
+		base, _, found := strings.Cut(name, tempMarker)
+		if !found || !de.Type().IsRegular() {
+			continue
+		}
+		if _, _, ok := ParseName(base); !ok {
+			continue
+		}
+		if err := os.Remove(filepath.Join(s.dir, name)); err != nil {
+			return removed, fmt.Errorf("removing leftover temporary key file %s: %w", name, err)
+		}
+		removed = append(removed, name)
+	}
+	return removed, nil
+}

@@ -1,0 +1,137 @@
+package kmsbackend
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/kms/types"
+)
+
+// API is the part of *kms.Client the plugin uses; tests substitute it.
+type API interface {
+	GenerateDataKeyWithoutPlaintext(ctx context.Context, in *kms.GenerateDataKeyWithoutPlaintextInput, opts ...func(*kms.Options)) (*kms.GenerateDataKeyWithoutPlaintextOutput, error)
+	Decrypt(ctx context.Context, in *kms.DecryptInput, opts ...func(*kms.Options)) (*kms.DecryptOutput, error)
+}
+
+var _ API = (*kms.Client)(nil)
+
+// DefaultRegion is used when neither aws_key_management_region nor the
+// SDK configuration names one (upstream's C++ SDK default).
+const DefaultRegion = "us-east-1"
+
+// DefaultAttemptTimeout bounds one HTTP attempt when request_timeout is 0.
+const DefaultAttemptTimeout = 10 * time.Second
+
+// MaxAttempts is how many times a call is tried (throttling, 5xx and
+// network errors are retried; other errors are not).
+const MaxAttempts = 3
+
+// Config maps the plugin's system variables.
+type Config struct {
+	Region         string        // aws_key_management_region
+	EndpointURL    string        // aws_key_management_endpoint_url
+	RequestTimeout time.Duration // aws_key_management_request_timeout; 0 = default
+}
+
+// Client makes the plugin's KMS calls.
+type Client struct {
+	api         API
+	callTimeout time.Duration
+	region      string
+}
+
+// New loads the SDK's configuration (credentials chain, shared files,
+// environment) and builds the one KMS client of this plugin lifetime.
+func New(ctx context.Context, cfg Config) (*Client, error) {
+	var opts []func(*config.LoadOptions) error
+	if cfg.Region != "" {
+		opts = append(opts, config.WithRegion(cfg.Region))
+	}
+	attempt := cfg.RequestTimeout
+	if attempt <= 0 {
+		attempt = DefaultAttemptTimeout
+	}
+	httpClient := awshttp.NewBuildableClient().
+		WithTimeout(attempt).
+		WithDialerOptions(func(d *net.Dialer) { d.Timeout = attempt })
+	opts = append(opts, config.WithHTTPClient(httpClient))
+	awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("loading AWS configuration: %w", err)
+	}
+	if awsCfg.Region == "" {
+		awsCfg.Region = DefaultRegion
+	}
+	endpoint := NormalizeEndpoint(cfg.EndpointURL)
+	api := kms.NewFromConfig(awsCfg, func(o *kms.Options) {
+		if endpoint != "" {
+			o.BaseEndpoint = aws.String(endpoint)
+		}
+		o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) {
+			so.MaxAttempts = MaxAttempts
+			// No client-wide retry budget: after an outage it would
+			// leave later calls with a single attempt.
+			so.RateLimiter = ratelimit.None
+		})
+	})
+	return NewWithAPI(api, awsCfg.Region, attempt), nil
+}
+
+// NewWithAPI wraps an API (a real client or a test double). The whole of
+// one call, retries and backoff included, is bounded by
+// MaxAttempts*attempt plus time for backoff.
+func NewWithAPI(api API, region string, attempt time.Duration) *Client {
+	return &Client{api: api, region: region, callTimeout: MaxAttempts*attempt + 5*time.Second}
+}
+
+// Region is the region the client signs for.
+func (c *Client) Region() string { return c.region }
+
+// NormalizeEndpoint accepts an endpoint with or without a scheme, as the
+// C++ SDK does: without one, https is used.
+func NormalizeEndpoint(s string) string {
+	s = strings.TrimSpace(s)
+	if s == "" || strings.Contains(s, "://") {
+		return s
+	}
+	return "https://" + s
+}
+
+// GenerateDataKeyWithoutPlaintext asks KMS for a data key wrapped under
+// masterKeyID; keySpec is AES_128 or AES_256.
+func (c *Client) GenerateDataKeyWithoutPlaintext(ctx context.Context, masterKeyID, keySpec string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.callTimeout)
+	defer cancel()
+	out, err := c.api.GenerateDataKeyWithoutPlaintext(ctx, &kms.GenerateDataKeyWithoutPlaintextInput{
+		KeyId:   aws.String(masterKeyID),
+		KeySpec: types.DataKeySpec(keySpec),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("generating data key under %s: %w", masterKeyID, err)
+	}
+	if len(out.CiphertextBlob) == 0 {
+		return nil, fmt.Errorf("generating data key under %s: KMS returned an empty CiphertextBlob", masterKeyID)
+	}
+	return out.CiphertextBlob, nil
+}
+
+// Decrypt unwraps a data key. Only the ciphertext is sent: KMS finds the
+// master key in the blob, so keys wrapped by any CMK still open.
+func (c *Client) Decrypt(ctx context.Context, blob []byte) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.callTimeout)
+	defer cancel()
+	out, err := c.api.Decrypt(ctx, &kms.DecryptInput{CiphertextBlob: blob})
+	if err != nil {
+		return nil, fmt.Errorf("decrypting data key: %w", err)
+	}
+	return out.Plaintext, nil
+}

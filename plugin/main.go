@@ -1,0 +1,100 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/mariadb-go/aws_key_management/cabi"
+	"github.com/mariadb-go/aws_key_management/internal/keyfile"
+	"github.com/mariadb-go/aws_key_management/internal/keys"
+)
+
+func main() {}
+
+func init() { cabi.Register(&app{}) }
+
+// app implements cabi.Plugin for one plugin lifetime.
+type app struct {
+	masterKeyID atomic.Pointer[string]
+	mu          sync.RWMutex // guards mgr against Deinit
+	mgr         *keys.Manager
+	faults      faultSetter // the mock's, when the mock is in use
+}
+
+// faultSetter is implemented by the mock backend (mock builds only).
+type faultSetter interface {
+	SetFaultSpec(spec string, apply bool) error
+}
+
+var errNotMock = errors.New("the mock KMS is not in use (aws_key_management_mock=OFF)")
+
+func (a *app) Init(s cabi.Settings) error {
+	a.masterKeyID.Store(&s.MasterKeyID)
+	log := cabi.Log{}
+	kms, err := newBackend(s, log)
+	if err != nil {
+		return fmt.Errorf("initializing KMS client: %w", err)
+	}
+	a.faults, _ = kms.(faultSetter)
+	mgr := keys.New(keys.Config{
+		MasterKeyID: func() string { return *a.masterKeyID.Load() },
+		KeySpec:     cabi.CurrentKeySpec,
+		KMS:         kms,
+		Store:       keyfile.New(s.KeyfileDir),
+		Log:         log,
+	})
+	if err := mgr.Open(); err != nil {
+		return fmt.Errorf("%w (aws_key_management_keyfile_dir=%q)", err, s.KeyfileDir)
+	}
+	a.mu.Lock()
+	a.mgr = mgr
+	a.mu.Unlock()
+	return nil
+}
+
+func (a *app) Deinit() {
+	a.mu.Lock()
+	mgr := a.mgr
+	a.mgr = nil
+	a.mu.Unlock()
+	if mgr != nil {
+		mgr.Close()
+	}
+}
+
+func (a *app) manager() *keys.Manager {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return a.mgr
+}
+
+func (a *app) LatestKeyVersion(id uint32) uint32 {
+	if m := a.manager(); m != nil {
+		return m.LatestKeyVersion(id)
+	}
+	return keys.VersionInvalid
+}
+
+func (a *app) GetKey(id, version uint32, dst []byte) (uint32, uint32) {
+	if m := a.manager(); m != nil {
+		return m.GetKey(id, version, dst)
+	}
+	return 0, keys.VersionInvalid
+}
+
+func (a *app) Rotate(n int) {
+	if m := a.manager(); m != nil {
+		m.Rotate(n)
+	}
+}
+
+func (a *app) SetMasterKeyID(id string) { a.masterKeyID.Store(&id) }
+
+func (a *app) MockFaults(spec string, apply bool) error {
+	if a.faults == nil {
+		return errNotMock
+	}
+	return a.faults.SetFaultSpec(spec, apply)
+}
