@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/mariadb-go/aws_key_management/cabi"
 	"github.com/mariadb-go/aws_key_management/internal/keyfile"
@@ -38,7 +39,14 @@ func (a *app) Init(s cabi.Settings) error {
 		return fmt.Errorf("initializing KMS client: %w", err)
 	}
 	a.faults, _ = kms.(faultSetter)
+	var timeout time.Duration
+	if a.faults != nil {
+		// The AWS client bounds its own calls; the mock honours
+		// request_timeout through the manager's deadline.
+		timeout = s.RequestTimeout
+	}
 	mgr := keys.New(keys.Config{
+		Timeout:     timeout,
 		MasterKeyID: func() string { return *a.masterKeyID.Load() },
 		KeySpec:     cabi.CurrentKeySpec,
 		KMS:         kms,

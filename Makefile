@@ -1,0 +1,58 @@
+# aws_key_management (Go). Targets a newcomer guesses:
+#   make        build/aws_key_management.so       (release: AWS KMS only)
+#   make mock   build/mock/aws_key_management.so  (adds aws_key_management_mock)
+#   make test   unit, ABI and mtr tests; installs what it needs
+#   make demo   a private MariaDB on loopback with the plugin
+#   make bench  benchmarks
+#   make clean
+SHELL := /bin/bash
+GO ?= go
+BUILD := build
+GOFLAGS_BUILD := -buildmode=c-shared -trimpath -ldflags='-s -w'
+GO_SOURCES := $(shell find cabi plugin internal -name '*.go' -o -name '*.c' -o -name '*.h' 2>/dev/null) go.mod go.sum
+
+.PHONY: all release mock deps test lint unit abi mtr demo bench clean
+
+all: release
+release: $(BUILD)/aws_key_management.so
+mock: $(BUILD)/mock/aws_key_management.so
+
+$(BUILD)/aws_key_management.so: $(GO_SOURCES)
+	@mkdir -p $(@D)
+	$(GO) build $(GOFLAGS_BUILD) -o $@ ./plugin
+	@rm -f $(@D)/aws_key_management.h
+
+$(BUILD)/mock/aws_key_management.so: $(GO_SOURCES)
+	@mkdir -p $(@D)
+	$(GO) build -tags mock $(GOFLAGS_BUILD) -o $@ ./plugin
+	@rm -f $(@D)/aws_key_management.h
+
+$(BUILD)/abi-host: tests/abi/host.c
+	@mkdir -p $(@D)
+	gcc -Wall -Wextra -Wno-unused-parameter -O1 -I/usr/include/mariadb/server -DMYSQL_DYNAMIC_PLUGIN -o $@ $< -ldl -lpthread
+
+deps:
+	@scripts/deps.sh
+
+# Every level runs even if an earlier one fails; scripts/test.sh prints
+# "N passed, N failed" over all of them and exits non-zero on any failure.
+test: deps
+	@scripts/test.sh
+
+lint:
+	@scripts/test.sh lint
+unit:
+	@scripts/test.sh unit
+abi: $(BUILD)/mock/aws_key_management.so $(BUILD)/abi-host
+	@scripts/test.sh abi
+mtr: $(BUILD)/mock/aws_key_management.so
+	@scripts/test.sh mtr
+
+demo: deps release mock
+	@scripts/demo.sh
+
+bench: deps
+	$(GO) test -run='^$$' -bench=. -benchtime=200000x ./internal/...
+
+clean:
+	rm -rf $(BUILD)
