@@ -107,8 +107,8 @@ func New(cfg Config) *Manager {
 		cfg.Now = time.Now
 	}
 	return &Manager{
-		cfg:    cfg,
-		latest: make(map[uint32]uint32),
+		cfg:      cfg,
+		latest:   make(map[uint32]uint32),
 		keys:     make(map[uint64]*version),
 		genRetry: make(map[uint32]*version),
 	}
