@@ -3,7 +3,7 @@
 # counting every test of every level. Exits non-zero on any failure; an
 # mtr test that is skipped counts as failed (the suite must run here).
 #   scripts/test.sh            all levels
-#   scripts/test.sh LEVEL...   some of: lint unit build abi mtr
+#   scripts/test.sh LEVEL...   some of: lint unit build abi release mtr
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -12,7 +12,7 @@ export AWS_EC2_METADATA_DISABLED=true
 LOGS="$ROOT/build/test-logs"
 mkdir -p "$LOGS"
 levels=("$@")
-((${#levels[@]})) || levels=(lint unit build abi mtr)
+((${#levels[@]})) || levels=(lint unit build abi release mtr)
 
 PASS=0 FAIL=0
 FAILED_ITEMS=()
@@ -59,6 +59,15 @@ build() {
   section "build: release and mock libraries"
   if make -s release >"$LOGS/build.log" 2>&1; then ok "make (build/aws_key_management.so)"; else cat "$LOGS/build.log"; bad "make"; fi
   if make -s mock >>"$LOGS/build.log" 2>&1; then ok "make mock (build/mock/aws_key_management.so)"; else cat "$LOGS/build.log"; bad "make mock"; fi
+  # CMakeLists.txt builds the same library (mock here, so the ABI host
+  # can drive it).
+  local d; d=$(mktemp -d)
+  if cmake -S . -B build/cmake -DAWS_KEY_MANAGEMENT_MOCK=ON >"$LOGS/cmake.log" 2>&1 &&
+     cmake --build build/cmake >>"$LOGS/cmake.log" 2>&1 && make -s build/abi-host >>"$LOGS/cmake.log" 2>&1 &&
+     build/abi-host build/cmake/aws_key_management.so "$d" >>"$LOGS/cmake.log" 2>&1; then
+    ok "cmake build of the mock library passes the ABI host"
+  else tail -20 "$LOGS/cmake.log"; bad "cmake build"; fi
+  rm -rf "$d"
   # The release library must not contain the mock: its blob magic and its
   # variable are in the mock build (checked, so the test can fail) and
   # absent from the release build.
@@ -84,6 +93,45 @@ abi() {
   add "$p" "$f"
   printf '  %s (ABI host)\n' "$line"
   ((rc == 0 || f > 0)) || bad "ABI host exited $rc"
+}
+
+release() {
+  section "release: build/aws_key_management.so installed into a running server as a DBA would"
+  if ! make -s release >"$LOGS/release-build.log" 2>&1; then cat "$LOGS/release-build.log"; bad "make"; return; fi
+  SRV_DIR="$ROOT/build/test-release" SRV_PLUGIN_DIR="$ROOT/build"
+  . "$ROOT/scripts/server.sh"
+  local log="$SRV_DIR/error.log" out
+  if ! srv_install; then bad "mariadb-install-db"; return; fi
+  # KMS at a closed loopback port: nothing may leave the machine.
+  if ! srv_start --loose-aws-key-management-endpoint-url=http://127.0.0.1:9 \
+       --loose-aws-key-management-master-key-id=alias/release-test \
+       --loose-aws-key-management-request-timeout=500 --loose-aws-key-management-region=eu-west-1; then
+    bad "start mariadbd"; return
+  fi
+  if srv_sql -e "INSTALL SONAME 'aws_key_management'" 2>"$LOGS/release-sql.log"; then ok "INSTALL SONAME 'aws_key_management'"
+  else cat "$LOGS/release-sql.log"; bad "INSTALL SONAME"; fi
+  out=$(srv_sql -N -e "SELECT CONCAT_WS(',', PLUGIN_STATUS, PLUGIN_TYPE, PLUGIN_MATURITY, PLUGIN_LICENSE) FROM information_schema.PLUGINS WHERE PLUGIN_NAME='aws_key_management'")
+  if [ "$out" = "ACTIVE,ENCRYPTION,Stable,GPL" ]; then ok "plugin ACTIVE, ENCRYPTION, Stable, GPL"; else bad "plugin row: '$out'"; fi
+  out=$(srv_sql -N -e "SELECT GROUP_CONCAT(VARIABLE_NAME ORDER BY VARIABLE_NAME) FROM information_schema.GLOBAL_VARIABLES WHERE VARIABLE_NAME LIKE 'AWS\_KEY\_MANAGEMENT\_%'")
+  if [ "$out" = "AWS_KEY_MANAGEMENT_ENDPOINT_URL,AWS_KEY_MANAGEMENT_KEYFILE_DIR,AWS_KEY_MANAGEMENT_KEY_SPEC,AWS_KEY_MANAGEMENT_LOG_LEVEL,AWS_KEY_MANAGEMENT_MASTER_KEY_ID,AWS_KEY_MANAGEMENT_REGION,AWS_KEY_MANAGEMENT_REQUEST_TIMEOUT,AWS_KEY_MANAGEMENT_ROTATE_KEY" ]; then
+    ok "release build has upstream's variables plus keyfile_dir, and no mock variables"
+  else bad "release variables: $out"; fi
+  out=$(srv_sql -N -e "SELECT @@aws_key_management_endpoint_url, @@aws_key_management_region, @@aws_key_management_request_timeout")
+  if [ "$out" = "$(printf 'http://127.0.0.1:9\teu-west-1\t500')" ]; then ok "command-line values reach the plugin installed later"; else bad "values: '$out'"; fi
+  local t0=$SECONDS
+  if srv_sql -e "CREATE DATABASE IF NOT EXISTS d; CREATE TABLE d.t (a INT) ENCRYPTED=YES ENCRYPTION_KEY_ID=3" 2>"$LOGS/release-sql.log"; then
+    bad "CREATE TABLE with an unreachable KMS succeeded"
+  elif grep -q "AWS KMS plugin : KMS Client API 'GenerateDataKeyWithoutPlaintext' failed" "$log" && [ ! -e "$SRV_DIR/data/aws-kms-key.3.1" ]; then
+    ok "unreachable KMS: CREATE TABLE fails in $((SECONDS - t0)) s, error logged in upstream's format, no key file"
+  else cat "$LOGS/release-sql.log"; grep "AWS KMS" "$log" | tail -3; bad "unreachable KMS error"; fi
+  if srv_sql -e "SELECT 1" >/dev/null; then ok "server still serving"; else bad "server not serving after KMS failure"; fi
+  if srv_sql -e "UNINSTALL SONAME 'aws_key_management'" && srv_sql -e "INSTALL SONAME 'aws_key_management'"; then
+    ok "UNINSTALL SONAME then INSTALL SONAME again"
+  else bad "UNINSTALL/INSTALL cycle"; fi
+  if srv_stop; then ok "clean shutdown with the plugin loaded"; else bad "shutdown exit status $?"; fi
+  if grep -E "\[ERROR\]" "$log" | grep -v "AWS KMS plugin : KMS Client API" | grep -q .; then
+    grep -E "\[ERROR\]" "$log" | grep -v "AWS KMS plugin : KMS Client API" | head -5; bad "unexpected [ERROR] lines in the error log"
+  else ok "no unexpected [ERROR] lines in the error log"; fi
 }
 
 mtr() {
@@ -127,8 +175,8 @@ mtr() {
 
 for l in "${levels[@]}"; do
   case "$l" in
-    lint|unit|build|abi|mtr) "$l" ;;
-    *) echo "unknown level $l (want lint unit build abi mtr)"; exit 2 ;;
+    lint|unit|build|abi|release|mtr) "$l" ;;
+    *) echo "unknown level $l (want lint unit build abi release mtr)"; exit 2 ;;
   esac
 done
 
