@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
+	"os/user"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -40,6 +43,13 @@ type Config struct {
 	Region         string        // aws_key_management_region
 	EndpointURL    string        // aws_key_management_endpoint_url
 	RequestTimeout time.Duration // aws_key_management_request_timeout; 0 = default
+	// DataDir is the server's datadir, the last place a credentials file
+	// is looked for (see CredentialsFile).
+	DataDir string
+	// Log receives request logging per aws_key_management_log_level.
+	Log *Logger
+	// Getenv reads the environment; nil means os.Getenv.
+	Getenv func(string) string
 }
 
 // Client makes the plugin's KMS calls.
@@ -47,15 +57,29 @@ type Client struct {
 	api         API
 	callTimeout time.Duration
 	region      string
+	// Description says, for the error log, which region, endpoint and
+	// credentials file the client uses (never the credentials).
+	Description string
 }
 
 // New loads the SDK's configuration (credentials chain, shared files,
 // environment) and builds the one KMS client of this plugin lifetime.
 func New(ctx context.Context, cfg Config) (*Client, error) {
+	getenv := cfg.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
 	var opts []func(*config.LoadOptions) error
 	if cfg.Region != "" {
 		opts = append(opts, config.WithRegion(cfg.Region))
 	}
+	credFile, credWhy := CredentialsFile(getenv, cfg.DataDir)
+	if credFile != "" && credWhy != "AWS_SHARED_CREDENTIALS_FILE" {
+		// The SDK reads AWS_SHARED_CREDENTIALS_FILE itself; the others
+		// are named explicitly. The file's region line counts too.
+		opts = append(opts, config.WithSharedCredentialsFiles([]string{credFile}))
+	}
+	opts = append(opts, config.WithLogger(sdkLogger{cfg.Log}), config.WithClientLogMode(0))
 	attempt := cfg.RequestTimeout
 	if attempt <= 0 {
 		attempt = DefaultAttemptTimeout
@@ -76,6 +100,9 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		if endpoint != "" {
 			o.BaseEndpoint = aws.String(endpoint)
 		}
+		if cfg.Log != nil {
+			o.APIOptions = append(o.APIOptions, cfg.Log.addLogging)
+		}
 		o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) {
 			so.MaxAttempts = MaxAttempts
 			// No client-wide retry budget: after an outage it would
@@ -83,7 +110,65 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 			so.RateLimiter = ratelimit.None
 		})
 	})
-	return NewWithAPI(api, awsCfg.Region, attempt), nil
+	c := NewWithAPI(api, awsCfg.Region, attempt)
+	where := "the region's default endpoint"
+	if endpoint != "" {
+		where = endpoint
+	}
+	creds := "the SDK's default credential chain"
+	if credFile != "" {
+		creds = fmt.Sprintf("credentials file %s (from %s), then the SDK's chain", credFile, credWhy)
+	}
+	c.Description = fmt.Sprintf("KMS client for region %s at %s; per-attempt timeout %v, %d attempts; credentials: %s",
+		awsCfg.Region, where, attempt, MaxAttempts, creds)
+	return c, nil
+}
+
+// CredentialsFile picks the shared credentials file, first match wins:
+//
+//  1. AWS_SHARED_CREDENTIALS_FILE (the SDKs' variable),
+//  2. AWS_CREDENTIAL_PROFILES_FILE (read by MariaDB's C++ plugin),
+//  3. ~/.aws/credentials of the server's user ($HOME, else the passwd
+//     entry), when it exists,
+//  4. <datadir>/.aws/credentials, when it exists: where the server
+//     user's home is the datadir (RPM packages), or where a DBA followed
+//     that advice on a system whose mysql home is /nonexistent (Debian).
+//
+// It returns "" when none applies; why names the rule that matched.
+func CredentialsFile(getenv func(string) string, dataDir string) (path, why string) {
+	if p := getenv("AWS_SHARED_CREDENTIALS_FILE"); p != "" {
+		return p, "AWS_SHARED_CREDENTIALS_FILE"
+	}
+	if p := getenv("AWS_CREDENTIAL_PROFILES_FILE"); p != "" {
+		return p, "AWS_CREDENTIAL_PROFILES_FILE"
+	}
+	home := getenv("HOME")
+	if home == "" {
+		if u, err := user.Current(); err == nil {
+			home = u.HomeDir
+		}
+	}
+	if home != "" {
+		p := filepath.Join(home, ".aws", "credentials")
+		if fileExists(p) {
+			return p, "home directory"
+		}
+	}
+	if dataDir != "" {
+		p := filepath.Join(dataDir, ".aws", "credentials")
+		if abs, err := filepath.Abs(p); err == nil {
+			p = abs
+		}
+		if fileExists(p) {
+			return p, "datadir"
+		}
+	}
+	return "", ""
+}
+
+func fileExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.Mode().IsRegular()
 }
 
 // NewWithAPI wraps an API (a real client or a test double). The whole of
