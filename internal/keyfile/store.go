@@ -85,6 +85,21 @@ func (s *Store) Scan() ([]Entry, error) {
 	return out, nil
 }
 
+// Latest returns the highest version of key id on disk, 0 if none.
+func (s *Store) Latest(id uint32) (uint32, error) {
+	entries, err := s.Scan()
+	if err != nil {
+		return 0, err
+	}
+	var latest uint32
+	for _, e := range entries {
+		if e.ID == id && e.Version > latest {
+			latest = e.Version
+		}
+	}
+	return latest, nil
+}
+
 // Read returns the wrapped key stored for a version. Every failure names
 // the file and the reason: ErrNotFound, ErrNotRegular, ErrEmpty,
 // ErrTooLarge, a short read or the system error.

@@ -209,3 +209,24 @@ func FuzzRead(f *testing.F) {
 		}
 	})
 }
+
+func TestLatest(t *testing.T) {
+	s := New(t.TempDir())
+	if v, err := s.Latest(4); v != 0 || err != nil {
+		t.Fatalf("Latest on empty dir = %d, %v", v, err)
+	}
+	for _, v := range []uint32{1, 3, 2} {
+		if err := s.Create(4, v, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Create(5, 9, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := s.Latest(4); v != 3 || err != nil {
+		t.Fatalf("Latest(4) = %d, %v; want 3", v, err)
+	}
+	if _, err := New(filepath.Join(t.TempDir(), "gone")).Latest(1); err == nil {
+		t.Fatal("Latest on a missing directory: no error")
+	}
+}

@@ -362,15 +362,26 @@ func (m *Manager) createFirst(id uint32) (uint32, bool) {
 	if _, latest := m.cached(id, 0); latest != 0 {
 		return latest, true // made while we waited
 	}
-	if m.cfg.MasterKeyID() == "" {
-		m.cfg.Log.ClientError(errNoMasterKey)
-		return 0, false
-	}
+	// Failed recently (KMS down, no master key): do not scan or call KMS
+	// again for every page the server writes.
 	if m.inGenBackoff(id) {
 		return 0, false
 	}
-	if err := m.generate(id, 1); err != nil {
+	// A file may have appeared since Open: written by another server
+	// sharing keyfile_dir, restored from a backup, or made by hand with
+	// the AWS CLI. Use it rather than generate over it.
+	if onDisk, err := m.cfg.Store.Latest(id); err == nil && onDisk > 0 {
+		m.mu.Lock()
+		m.latest[id] = max(m.latest[id], onDisk)
+		m.mu.Unlock()
+		return onDisk, true
+	}
+	if m.cfg.MasterKeyID() == "" {
+		m.cfg.Log.ClientError(errNoMasterKey)
 		m.genFailed(id)
+		return 0, false
+	}
+	if err := m.generate(id, 1); err != nil {
 		if errors.Is(err, keyfile.ErrExists) {
 			// Another process made version 1 since we scanned: use it.
 			m.mu.Lock()
@@ -378,6 +389,7 @@ func (m *Manager) createFirst(id uint32) (uint32, bool) {
 			m.mu.Unlock()
 			return 1, true
 		}
+		m.genFailed(id)
 		return 0, false
 	}
 	return 1, true
