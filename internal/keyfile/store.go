@@ -142,6 +142,10 @@ func (s *Store) Read(id, version uint32) ([]byte, error) {
 // crash at any point leaves either no file for the version or a complete
 // one (plus, at worst, a temporary file that CleanTemp removes).
 func (s *Store) Create(id, version uint32, blob []byte) error {
+	if id == 0 || version == 0 || version == InvalidVersion {
+		// Such a file would never be found again (ParseName refuses it).
+		return fmt.Errorf("creating key file for key %d, version %d: not a valid key id and version", id, version)
+	}
 	if len(blob) == 0 || len(blob) > MaxBlobSize {
 		return fmt.Errorf("creating %s: wrapped key of %d bytes is out of range 1..%d",
 			s.Path(id, version), len(blob), MaxBlobSize)

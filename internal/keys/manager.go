@@ -100,9 +100,10 @@ func New(cfg Config) *Manager {
 	if cfg.RetryMin <= 0 {
 		cfg.RetryMin = 200 * time.Millisecond
 	}
-	if cfg.RetryMax < cfg.RetryMin {
+	if cfg.RetryMax <= 0 {
 		cfg.RetryMax = 30 * time.Second
 	}
+	cfg.RetryMax = max(cfg.RetryMax, cfg.RetryMin)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -188,6 +189,9 @@ func (m *Manager) cached(id, ver uint32) (key []byte, latest uint32) {
 // the key, unwrapped and ready, or VersionInvalid. A key id seen for the
 // first time gets version 1 (when master_key_id is set).
 func (m *Manager) LatestKeyVersion(id uint32) uint32 {
+	if id == 0 {
+		return VersionInvalid // not a key id: no file name parses to it
+	}
 	key, latest := m.cached(id, 0)
 	if key != nil {
 		return latest
@@ -212,19 +216,33 @@ func (m *Manager) GetKey(id, ver uint32, dst []byte) (uint32, uint32) {
 	if id == 0 || ver == 0 || ver == VersionInvalid {
 		return 0, VersionInvalid
 	}
-	key, _ := m.cached(id, ver)
-	if key == nil {
-		var ok bool
-		if key, ok = m.unwrap(id, ver); !ok {
-			return 0, VersionInvalid
-		}
+	if n, code, ok := m.copyKey(id, ver, dst); ok {
+		return n, code
 	}
-	n := uint32(len(key))
+	if _, ok := m.unwrap(id, ver); !ok {
+		return 0, VersionInvalid
+	}
+	if n, code, ok := m.copyKey(id, ver, dst); ok {
+		return n, code
+	}
+	return 0, VersionInvalid // closed meanwhile
+}
+
+// copyKey copies a loaded key under the read lock, so Close cannot wipe
+// it half way through the copy. ok is false when the key is not loaded.
+func (m *Manager) copyKey(id, ver uint32, dst []byte) (n, code uint32, ok bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	v := m.keys[kv(id, ver)]
+	if v == nil || v.key == nil {
+		return 0, 0, false
+	}
+	n = uint32(len(v.key))
 	if uint32(len(dst)) < n {
-		return n, BufferTooSmall
+		return n, BufferTooSmall, true
 	}
-	copy(dst, key)
-	return n, 0
+	copy(dst, v.key)
+	return n, 0, true
 }
 
 func (m *Manager) lock(k lockKey) *sync.Mutex {
