@@ -144,3 +144,12 @@ func (f *Faults) take(op string) error {
 	}
 	return nil
 }
+
+// Take is take for users outside this package (the KMS emulator in
+// internal/kmstest): the error of the first failure that applies to op,
+// counted down, or nil. Not safe for concurrent use: callers lock.
+func (f *Faults) Take(op string) error { return f.take(op) }
+
+// DelayFor is delayFor for users outside this package: the latency
+// injected into op ("*" applies to every operation).
+func (f *Faults) DelayFor(op string) time.Duration { return f.delayFor(op) }
