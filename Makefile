@@ -48,7 +48,7 @@ abi: $(BUILD)/mock/aws_key_management.so $(BUILD)/abi-host
 mtr: $(BUILD)/mock/aws_key_management.so
 	@scripts/test.sh mtr
 
-demo: deps release mock
+demo: deps release
 	@scripts/demo.sh
 
 bench: deps

@@ -4,34 +4,46 @@
 # and the plugin's log lines. Everything lives in build/demo and the server
 # is stopped at the end (or on Ctrl-C).
 #
-# KMS: the mock build's in-process KMS (aws_key_management_mock=ON): no
-# network and no AWS account needed. Key files are still sealed, never
-# plaintext.
+# KMS: the release build (the real AWS SDK code path) talks to the
+# project's loopback KMS emulator (cmd/kms-emulator) on 127.0.0.1, with
+# credentials and region in a credentials file named by
+# AWS_CREDENTIAL_PROFILES_FILE, as a DBA would set them up for AWS. No AWS
+# account and no network beyond loopback are needed.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DEMO="$ROOT/build/demo"
-MASTER_KEY=${DEMO_MASTER_KEY:-alias/mariadb-demo}
-SRV_DIR="$DEMO"
-SRV_PLUGIN_DIR="$ROOT/build/mock"
+SRV_DIR="$DEMO/server"
+SRV_PLUGIN_DIR="$ROOT/build"
+KMS_ALIAS=alias/mariadb-demo
 . "$ROOT/scripts/server.sh"
+. "$ROOT/scripts/kms.sh"
 
 step() { printf '\n== %s\n' "$*"; }
 sql()  { srv_sql --table "$@"; }
-show_keys() { ls -l "$DEMO/data" | awk 'NR == 1 || /aws-kms-key/'; }
+show_keys() { ls -l "$SRV_DIR/data" | awk 'NR == 1 || /aws-kms-key/'; }
 
 start_server() {
   srv_start --plugin-load-add=aws_key_management \
-    --aws-key-management-mock=ON \
-    --aws-key-management-master-key-id="$MASTER_KEY" \
+    --aws-key-management-master-key-id="$KMS_ALIAS" \
+    --aws-key-management-endpoint-url="http://$KMS_ADDR" \
     --innodb-encrypt-tables=ON --innodb-encrypt-log=ON --encrypt-tmp-files=ON \
     --log-bin=binlog --encrypt-binlog=ON --aria-encrypt-tables=ON \
     --innodb-encryption-threads=1 --innodb-encryption-rotate-key-age=1 \
     --innodb-tablespaces-encryption
 }
 
-trap srv_stop EXIT
+trap 'srv_stop; kms_stop' EXIT
+rm -rf "$DEMO"
+step "Loopback KMS emulator with one master key, $KMS_ALIAS"
+kms_start "$DEMO/kms"
+echo "KMS at http://$KMS_ADDR; credentials file $KMS_DIR/kms-credentials:"
+sed 's/\(secret_access_key = \).*/\1<hidden>/' "$KMS_DIR/kms-credentials" | sed 's/^/  /'
+echo "The AWS CLI sees the same key:"
+kms_aws kms describe-key --key-id "$KMS_ALIAS" --query 'KeyMetadata.[Arn,KeyState]' --output text | sed 's/^/  /'
+mapfile -t SRV_ENV < <(kms_env)
+
 SRV_PORT=$(srv_free_port 23306)
-step "Fresh datadir in $DEMO (server on 127.0.0.1:$SRV_PORT)"
+step "Fresh datadir in $SRV_DIR (server on 127.0.0.1:$SRV_PORT)"
 srv_install
 
 step "Start mariadbd with plugin_load_add=aws_key_management ($SRV_PLUGIN_DIR)"
@@ -57,16 +69,18 @@ sql -e "SELECT NAME, ENCRYPTION_SCHEME, CURRENT_KEY_ID, CURRENT_KEY_VERSION FROM
 
 step "Key files: one per key version, each a wrapped (sealed) data key, mode 0400"
 show_keys
-f="$DEMO/data/aws-kms-key.7.1"
-printf '%s: %s bytes; first bytes: ' "$(basename "$f")" "$(stat -c %s "$f")"
+f="$SRV_DIR/data/aws-kms-key.7.1"
+printf '%s: %s bytes of KMS CiphertextBlob; first bytes: ' "$(basename "$f")" "$(stat -c %s "$f")"
 head -c 24 "$f" | od -An -tx1 | tr -d '\n'
 echo
+echo "Only KMS can unwrap it; the AWS CLI, asking the same KMS, gets a key of this many bytes:"
+kms_aws kms decrypt --ciphertext-blob "fileb://$f" --query Plaintext --output text | base64 -d | wc -c | sed 's/^/  /'
 
 step "Nothing readable on disk (tablespaces, redo log, binlog, Aria data)"
 # MariaDB does not encrypt the Aria transaction log (aria_log.*): the
 # demo's Aria table is TRANSACTIONAL=0 so none of its rows go there.
 for pat in CARD-4111 SECRET-PAYMENT-NOTE SECRET-AUDIT-LINE; do
-  hits=$({ grep -rlaF "$pat" "$DEMO/data" 2>/dev/null || true; } | sed "s|$DEMO/data/||" | tr '\n' ' ')
+  hits=$({ grep -rlaF "$pat" "$SRV_DIR/data" 2>/dev/null || true; } | sed "s|$SRV_DIR/data/||" | tr '\n' ' ')
   printf '  %-20s found in: %s\n' "$pat" "${hits:-no file}"
 done
 
@@ -90,9 +104,13 @@ srv_stop
 start_server
 sql -e "SELECT * FROM shop.customers; SELECT * FROM shop.payments; SELECT what FROM shop.audit"
 
-step "The plugin's lines in the error log ($DEMO/error.log)"
-grep "AWS KMS plugin" "$DEMO/error.log" | sed 's/^/  /'
+step "The plugin's lines in the error log ($SRV_DIR/error.log)"
+grep "AWS KMS plugin" "$SRV_DIR/error.log" | sed 's/^/  /'
+
+step "What the KMS saw (one line per request, from $KMS_DIR/emulator.log)"
+tail -n 8 "$KMS_DIR/emulator.log" | sed 's/^/  /'
 
 step "Stop"
 srv_stop
-echo "Done. Datadir, key files and log are kept in $DEMO."
+kms_stop
+echo "Done. Datadir, key files and logs are kept in $DEMO."

@@ -13,6 +13,10 @@ GO_MIN=1.24
 
 say() { printf 'deps: %s\n' "$*"; }
 
+# The loopback KMS tests check the emulator with an independent client,
+# the AWS CLI: any `aws` on PATH will do, else Debian's awscli.
+command -v aws >/dev/null || APT_PACKAGES+=(awscli)
+
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

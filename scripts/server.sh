@@ -2,8 +2,10 @@
 # Set SRV_DIR (state: datadir, socket, logs) and SRV_PLUGIN_DIR, then
 #   srv_install; srv_start [mariadbd options...]; srv_sql ...; srv_stop
 # srv_stop is bounded: SIGTERM after 30 s, SIGKILL after 60 s.
+# SRV_ENV holds env(1) arguments for mariadbd (e.g. AWS settings).
 
 srv_pid=""
+SRV_ENV=()
 
 srv_free_port() {
   local p
@@ -26,7 +28,7 @@ srv_sql() { mariadb --no-defaults -S "$SRV_DIR/mysqld.sock" -uroot "$@"; }
 
 srv_start() {
   SRV_PORT=${SRV_PORT:-$(srv_free_port)}
-  /usr/sbin/mariadbd --no-defaults --datadir="$SRV_DIR/data" --socket="$SRV_DIR/mysqld.sock" \
+  env "${SRV_ENV[@]}" /usr/sbin/mariadbd --no-defaults --datadir="$SRV_DIR/data" --socket="$SRV_DIR/mysqld.sock" \
     --port="$SRV_PORT" --bind-address=127.0.0.1 --pid-file="$SRV_DIR/mysqld.pid" \
     --log-error="$SRV_DIR/error.log" --user="$(id -un)" --plugin-dir="$SRV_PLUGIN_DIR" \
     "$@" >>"$SRV_DIR/mysqld.out" 2>&1 &

@@ -115,6 +115,9 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	if endpoint != "" {
 		where = endpoint
 	}
+	if cfg.Log != nil && cfg.Log.Endpoint == "" {
+		cfg.Log.Endpoint = where
+	}
 	creds := "the SDK's default credential chain"
 	if credFile != "" {
 		creds = fmt.Sprintf("credentials file %s (from %s), then the SDK's chain", credFile, credWhy)

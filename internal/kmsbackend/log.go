@@ -47,6 +47,9 @@ func (l LogLevel) String() string {
 type Logger struct {
 	Level func() LogLevel
 	Print func(level LogLevel, msg string)
+	// Endpoint names the endpoint in lines where the request does not
+	// (New sets it).
+	Endpoint string
 }
 
 func (l *Logger) enabled(level LogLevel) bool {
@@ -99,14 +102,18 @@ func (l *Logger) addLogging(stack *middleware.Stack) error {
 			*p++
 			n = *p
 		}
-		host, reqLen := "", int64(-1)
-		if req, ok := in.Request.(*smithyhttp.Request); ok {
-			host = req.URL.Host
-			reqLen = req.ContentLength
-		}
 		start := time.Now()
 		out, md, err := next.HandleFinalize(ctx, in)
 		took := time.Since(start).Round(time.Millisecond)
+		// The endpoint is resolved further down the stack, on this
+		// request: read it after the attempt.
+		host, reqLen := l.Endpoint, int64(-1)
+		if req, ok := in.Request.(*smithyhttp.Request); ok {
+			if req.URL != nil && req.URL.Host != "" {
+				host = req.URL.Host
+			}
+			reqLen = req.ContentLength
+		}
 		status, respLen := 0, int64(-1)
 		if resp, ok := awsmiddleware.GetRawResponse(md).(*smithyhttp.Response); ok && resp != nil {
 			status, respLen = resp.StatusCode, resp.ContentLength
