@@ -100,13 +100,21 @@ release() {
   if ! make -s release >"$LOGS/release-build.log" 2>&1; then cat "$LOGS/release-build.log"; bad "make"; return; fi
   SRV_DIR="$ROOT/build/test-release" SRV_PLUGIN_DIR="$ROOT/build"
   . "$ROOT/scripts/server.sh"
-  local log="$SRV_DIR/error.log" out
+  . "$ROOT/scripts/kms.sh"
+  local log="$SRV_DIR/error.log" out t0
   if ! srv_install; then bad "mariadb-install-db"; return; fi
-  # KMS at a closed loopback port: nothing may leave the machine.
-  if ! srv_start --loose-aws-key-management-endpoint-url=http://127.0.0.1:9 \
-       --loose-aws-key-management-master-key-id=alias/release-test \
-       --loose-aws-key-management-request-timeout=500 --loose-aws-key-management-region=eu-west-1; then
-    bad "start mariadbd"; return
+  if ! kms_start "$ROOT/build/test-release-kms" >"$LOGS/release-kms.log" 2>&1; then cat "$LOGS/release-kms.log"; bad "starting the KMS emulator"; return; fi
+  # Debian's mysql user has home /nonexistent: the credentials file is in
+  # the datadir, as MariaDB's docs put it, and nothing else is set.
+  mkdir -m 700 "$SRV_DIR/data/.aws"
+  cp "$KMS_DIR/kms-credentials" "$SRV_DIR/data/.aws/credentials"
+  SRV_ENV=(-u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_TOKEN -u AWS_PROFILE -u AWS_REGION
+    -u AWS_DEFAULT_REGION -u AWS_SHARED_CREDENTIALS_FILE -u AWS_CREDENTIAL_PROFILES_FILE
+    HOME=/nonexistent AWS_CONFIG_FILE=/dev/null AWS_EC2_METADATA_DISABLED=true)
+  if ! srv_start --loose-aws-key-management-endpoint-url="http://$KMS_ADDR" \
+       --loose-aws-key-management-master-key-id="$KMS_ALIAS" \
+       --loose-aws-key-management-request-timeout=500; then
+    bad "start mariadbd"; kms_stop; return
   fi
   if srv_sql -e "INSTALL SONAME 'aws_key_management'" 2>"$LOGS/release-sql.log"; then ok "INSTALL SONAME 'aws_key_management'"
   else cat "$LOGS/release-sql.log"; bad "INSTALL SONAME"; fi
@@ -116,19 +124,32 @@ release() {
   if [ "$out" = "AWS_KEY_MANAGEMENT_ENDPOINT_URL,AWS_KEY_MANAGEMENT_KEYFILE_DIR,AWS_KEY_MANAGEMENT_KEY_SPEC,AWS_KEY_MANAGEMENT_LOG_LEVEL,AWS_KEY_MANAGEMENT_MASTER_KEY_ID,AWS_KEY_MANAGEMENT_REGION,AWS_KEY_MANAGEMENT_REQUEST_TIMEOUT,AWS_KEY_MANAGEMENT_ROTATE_KEY" ]; then
     ok "release build has upstream's variables plus keyfile_dir, and no mock variables"
   else bad "release variables: $out"; fi
-  out=$(srv_sql -N -e "SELECT @@aws_key_management_endpoint_url, @@aws_key_management_region, @@aws_key_management_request_timeout")
-  if [ "$out" = "$(printf 'http://127.0.0.1:9\teu-west-1\t500')" ]; then ok "command-line values reach the plugin installed later"; else bad "values: '$out'"; fi
-  local t0=$SECONDS
-  if srv_sql -e "CREATE DATABASE IF NOT EXISTS d; CREATE TABLE d.t (a INT) ENCRYPTED=YES ENCRYPTION_KEY_ID=3" 2>"$LOGS/release-sql.log"; then
-    bad "CREATE TABLE with an unreachable KMS succeeded"
-  elif grep -q "AWS KMS plugin : KMS Client API 'GenerateDataKeyWithoutPlaintext' failed" "$log" && [ ! -e "$SRV_DIR/data/aws-kms-key.3.1" ]; then
-    ok "unreachable KMS: CREATE TABLE fails in $((SECONDS - t0)) s, error logged in upstream's format, no key file"
-  else cat "$LOGS/release-sql.log"; grep "AWS KMS" "$log" | tail -3; bad "unreachable KMS error"; fi
-  if srv_sql -e "SELECT 1" >/dev/null; then ok "server still serving"; else bad "server not serving after KMS failure"; fi
+  out=$(srv_sql -N -e "SELECT @@aws_key_management_endpoint_url, @@aws_key_management_request_timeout")
+  if [ "$out" = "$(printf 'http://%s\t500' "$KMS_ADDR")" ]; then ok "command-line values reach the plugin installed later"; else bad "values: '$out'"; fi
+  if grep -q "KMS client for region $KMS_REGION at http://$KMS_ADDR.*credentials file $SRV_DIR/data/.aws/credentials (from datadir)" "$log"; then
+    ok "credentials and region from <datadir>/.aws/credentials (HOME=/nonexistent)"
+  else grep "AWS KMS plugin" "$log" | tail -3; bad "credentials file not found in the datadir"; fi
+  if srv_sql -e "CREATE DATABASE d; CREATE TABLE d.t (a INT) ENCRYPTED=YES ENCRYPTION_KEY_ID=3; INSERT INTO d.t VALUES (1)" 2>"$LOGS/release-sql.log" &&
+     [ -f "$SRV_DIR/data/aws-kms-key.3.1" ]; then
+    ok "a new key from KMS: aws-kms-key.3.1, table created"
+  else cat "$LOGS/release-sql.log"; bad "creating a key through KMS"; fi
+
+  kms_stop
+  if srv_sql -e "INSERT INTO d.t VALUES (2)" 2>"$LOGS/release-sql.log"; then ok "KMS down: the loaded key still serves writes"
+  else cat "$LOGS/release-sql.log"; bad "KMS down: writes to a table with a loaded key failed"; fi
+  t0=$SECONDS
+  if srv_sql -e "CREATE TABLE d.u (a INT) ENCRYPTED=YES ENCRYPTION_KEY_ID=4" 2>"$LOGS/release-sql.log"; then
+    bad "KMS down: CREATE TABLE with a new key succeeded"
+  elif grep -q "AWS KMS plugin : KMS Client API 'GenerateDataKeyWithoutPlaintext' failed : RequestError" "$log" &&
+       [ ! -e "$SRV_DIR/data/aws-kms-key.4.1" ] && ((SECONDS - t0 < 30)); then
+    ok "KMS down: a new key fails in $((SECONDS - t0)) s (bounded), error logged in upstream's format, no key file"
+  else cat "$LOGS/release-sql.log"; grep "AWS KMS" "$log" | tail -3; bad "KMS down: new key"; fi
+  if srv_sql -e "SELECT COUNT(*) FROM d.t" >/dev/null; then ok "server still serving"; else bad "server not serving after KMS failure"; fi
   if srv_sql -e "UNINSTALL SONAME 'aws_key_management'" && srv_sql -e "INSTALL SONAME 'aws_key_management'"; then
     ok "UNINSTALL SONAME then INSTALL SONAME again"
   else bad "UNINSTALL/INSTALL cycle"; fi
   if srv_stop; then ok "clean shutdown with the plugin loaded"; else bad "shutdown exit status $?"; fi
+  SRV_ENV=()
   if grep -E "\[ERROR\]" "$log" | grep -v "AWS KMS plugin : KMS Client API" | grep -q .; then
     grep -E "\[ERROR\]" "$log" | grep -v "AWS KMS plugin : KMS Client API" | head -5; bad "unexpected [ERROR] lines in the error log"
   else ok "no unexpected [ERROR] lines in the error log"; fi
