@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -143,5 +147,40 @@ func TestEmulatorRegionVariableWins(t *testing.T) {
 	var api interface{ ErrorCode() string }
 	if !errors.As(err, &api) || api.ErrorCode() != "InvalidSignatureException" {
 		t.Fatalf("region mismatch: %v", err)
+	}
+}
+
+// ECS task-role credentials: the chain fetches them from the container
+// credentials endpoint (a loopback server here) when nothing earlier in the
+// chain has keys.
+func TestEmulatorContainerCredentials(t *testing.T) {
+	srv, url := emulatorEnv(t, kmstest.Config{SessionToken: "ecs-token"})
+	t.Setenv("AWS_ACCESS_KEY_ID", "")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "")
+	var fetched atomic.Int32
+	creds := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fetched.Add(1)
+		if r.URL.Path != "/v2/credentials/task" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"AccessKeyId":"AKIAEMULATORTEST","SecretAccessKey":"emulator-secret","Token":"ecs-token","Expiration":%q}`,
+			time.Now().Add(time.Hour).UTC().Format(time.RFC3339))
+	}))
+	t.Cleanup(creds.Close)
+	t.Setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", creds.URL+"/v2/credentials/task")
+	c, err := New(context.Background(), Config{EndpointURL: url, RequestTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.GenerateDataKeyWithoutPlaintext(context.Background(), "alias/mariadb-a", "AES_128"); err != nil {
+		t.Fatalf("with container credentials: %v", err)
+	}
+	if fetched.Load() == 0 {
+		t.Fatal("the container credentials endpoint was never asked")
+	}
+	if srv.Calls()["GenerateDataKeyWithoutPlaintext"] != 1 {
+		t.Fatalf("calls: %v", srv.Calls())
 	}
 }
