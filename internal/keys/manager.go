@@ -268,9 +268,19 @@ func (m *Manager) backoff(n int) time.Duration {
 	return min(d, m.cfg.RetryMax)
 }
 
+// errBackoff: the version failed to unwrap recently and is not tried yet.
+var errBackoff = errors.New("unwrap failed recently; waiting before the next attempt")
+
 // unwrap loads a version from its file and KMS Decrypt. One caller per
 // version does the work; the others wait for it and then read the cache.
 func (m *Manager) unwrap(id, ver uint32) ([]byte, bool) {
+	key, err := m.unwrapErr(id, ver, false)
+	return key, err == nil
+}
+
+// unwrapErr is unwrap with the reason; force ignores the backoff of an
+// earlier failure (Preload's own retries).
+func (m *Manager) unwrapErr(id, ver uint32, force bool) ([]byte, error) {
 	mu := m.lock(lockKey{'u', id, ver})
 	defer mu.Unlock()
 
@@ -283,16 +293,16 @@ func (m *Manager) unwrap(id, ver uint32) ([]byte, bool) {
 	}
 	m.mu.RUnlock()
 	if key != nil {
-		return key, true
+		return key, nil
 	}
-	if m.cfg.Now().Before(retryAt) {
-		return nil, false // failed recently: do not hammer KMS
+	if !force && m.cfg.Now().Before(retryAt) {
+		return nil, errBackoff // failed recently: do not hammer KMS
 	}
 
 	key, err := m.readAndDecrypt(id, ver)
 	if errors.Is(err, keyfile.ErrNotFound) {
 		m.cfg.Log.Warning(fmt.Sprintf("AWS KMS plugin: key %d, version %d does not exist: %v", id, ver, err))
-		return nil, false // nothing recorded: no phantom versions
+		return nil, err // nothing recorded: no phantom versions
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -305,7 +315,7 @@ func (m *Manager) unwrap(id, ver uint32) ([]byte, bool) {
 		v.failures++
 		v.retryAt = m.cfg.Now().Add(m.backoff(v.failures))
 		m.cfg.Log.Warning(fmt.Sprintf("AWS KMS plugin: key %d, version %d could not be decrypted", id, ver))
-		return nil, false
+		return nil, err
 	}
 	v.key, v.failures, v.retryAt = key, 0, time.Time{}
 	if ver > m.latest[id] && ver != VersionInvalid {
@@ -315,7 +325,7 @@ func (m *Manager) unwrap(id, ver uint32) ([]byte, bool) {
 		m.latest[id] = ver
 	}
 	m.cfg.Log.Note(fmt.Sprintf("AWS KMS plugin: loaded key %d, version %d, key length %d bit", id, ver, len(key)*8))
-	return key, true
+	return key, nil
 }
 
 // readAndDecrypt reads a key file and unwraps it. Errors other than a
@@ -324,7 +334,9 @@ func (m *Manager) readAndDecrypt(id, ver uint32) ([]byte, error) {
 	blob, err := m.cfg.Store.Read(id, ver)
 	if err != nil {
 		if !errors.Is(err, keyfile.ErrNotFound) {
-			m.cfg.Log.Error("AWS KMS plugin: invalid key file: " + err.Error())
+			// A damaged file is this version's problem only: a warning
+			// naming the file and the reason, and the server goes on.
+			m.cfg.Log.Warning("AWS KMS plugin: invalid key file: " + err.Error())
 		}
 		return nil, err
 	}

@@ -626,8 +626,8 @@ func TestInvalidKeyFile(t *testing.T) {
 		t.Fatalf("LatestKeyVersion = %d, want VersionInvalid", v)
 	}
 	e.fake.wantCalls(t, 0, 0)
-	e.log.wantSub(t, "Error", "AWS KMS plugin: invalid key file: ")
-	e.log.wantSub(t, "Error", "is empty")
+	e.log.wantSub(t, "Warning", "AWS KMS plugin: invalid key file: ")
+	e.log.wantSub(t, "Warning", "aws-kms-key.1.1: key file is empty")
 	e.log.want(t, "Warning", "AWS KMS plugin: key 1, version 1 could not be decrypted")
 	// The damaged file is not replaced by a new version 1.
 	if fi, err := os.Stat(filepath.Join(dir, "aws-kms-key.1.1")); err != nil || fi.Size() != 0 {

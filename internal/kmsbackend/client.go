@@ -181,6 +181,9 @@ func NewWithAPI(api API, region string, attempt time.Duration) *Client {
 	return &Client{api: api, region: region, callTimeout: MaxAttempts*attempt + 5*time.Second}
 }
 
+// CallTimeout bounds one call, retries and backoff included.
+func (c *Client) CallTimeout() time.Duration { return c.callTimeout }
+
 // Region is the region the client signs for.
 func (c *Client) Region() string { return c.region }
 

@@ -1,0 +1,189 @@
+package keys
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/mariadb-go/aws_key_management/internal/keyfile"
+)
+
+// PreloadConfig bounds Preload.
+type PreloadConfig struct {
+	// Parallel is how many KMS Decrypt calls may be in flight at once
+	// (KMS quotas are per account and region); 0 means 16.
+	Parallel int
+	// Attempts is how many times Preload tries a version whose unwrap
+	// failed with a throttling or transient error (each try is one backend
+	// call, with the backend's own retries); 0 means 4.
+	Attempts int
+	// Backoff is the first pause of all workers after a throttling
+	// error; it doubles with each throttling error, up to 5 s, and halves
+	// with each success; the pause is jittered. 0 means 100 ms.
+	Backoff time.Duration
+}
+
+// PreloadResult says what Preload did.
+type PreloadResult struct {
+	Versions, Loaded, Failed int
+	Elapsed                  time.Duration
+}
+
+// throttled reports whether a KMS error asks the caller to slow down.
+func throttled(err error) bool {
+	var api APIError
+	if !errors.As(err, &api) {
+		return false
+	}
+	switch api.ErrorCode() {
+	case "ThrottlingException", "Throttling", "ThrottledException", "RequestLimitExceeded",
+		"TooManyRequestsException", "LimitExceededException":
+		return true
+	}
+	return false
+}
+
+// transient reports whether trying the same unwrap again may succeed.
+func transient(err error) bool {
+	if err == nil || errors.Is(err, keyfile.ErrNotFound) || errors.Is(err, keyfile.ErrEmpty) ||
+		errors.Is(err, keyfile.ErrTooLarge) || errors.Is(err, keyfile.ErrNotRegular) {
+		return false
+	}
+	var api APIError
+	if errors.As(err, &api) {
+		switch api.ErrorCode() {
+		case "KMSInternalException", "DependencyTimeoutException", "KMSInvalidStateException":
+			return true
+		}
+		return throttled(err)
+	}
+	return !errors.Is(err, context.Canceled) // network errors, timeouts
+}
+
+// Preload unwraps every key version on disk, at most cfg.Parallel at a
+// time, so that the server's first requests are served from memory. A
+// throttling error pauses all workers (shared, growing, jittered backoff)
+// and the version is tried again; other transient errors are retried a
+// few times. What fails or is not done before ctx ends stays for the
+// first use to unwrap, with the usual backoff. It never fails the plugin.
+func (m *Manager) Preload(ctx context.Context, cfg PreloadConfig) PreloadResult {
+	if cfg.Parallel <= 0 {
+		cfg.Parallel = 16
+	}
+	if cfg.Attempts <= 0 {
+		cfg.Attempts = 4
+	}
+	if cfg.Backoff <= 0 {
+		cfg.Backoff = 100 * time.Millisecond
+	}
+	start := time.Now()
+	m.mu.RLock()
+	var work []uint64
+	for id, latest := range m.latest {
+		for ver := uint32(1); ver <= latest; ver++ {
+			if v := m.keys[kv(id, ver)]; v == nil || v.key == nil {
+				work = append(work, kv(id, ver))
+			}
+		}
+	}
+	m.mu.RUnlock()
+	// Newest versions first: they encrypt new pages.
+	sort.Slice(work, func(i, j int) bool {
+		if uint32(work[i]) != uint32(work[j]) {
+			return uint32(work[i]) > uint32(work[j])
+		}
+		return work[i] < work[j]
+	})
+
+	var (
+		mu       sync.Mutex
+		res      = PreloadResult{}
+		pauseTil time.Time
+		pauseLen time.Duration
+	)
+	waitPause := func() bool {
+		mu.Lock()
+		d := time.Until(pauseTil)
+		mu.Unlock()
+		if d <= 0 {
+			return true
+		}
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	slowDown := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if pauseLen == 0 {
+			pauseLen = cfg.Backoff
+		} else if pauseLen < 5*time.Second {
+			pauseLen *= 2
+		}
+		d := pauseLen/2 + rand.N(pauseLen/2+1)
+		if until := time.Now().Add(d); until.After(pauseTil) {
+			pauseTil = until
+		}
+	}
+
+	jobs := make(chan uint64)
+	var wg sync.WaitGroup
+	for w := 0; w < min(cfg.Parallel, len(work)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() {
+				if r := recover(); r != nil {
+					m.cfg.Log.Error(fmt.Sprintf("AWS KMS plugin: internal error while unwrapping keys at start: %v", r))
+				}
+			}()
+			for k := range jobs {
+				id, ver := uint32(k>>32), uint32(k)
+				var err error
+				for attempt := 1; attempt <= cfg.Attempts; attempt++ {
+					if !waitPause() {
+						break
+					}
+					if _, err = m.unwrapErr(id, ver, true); err == nil || !transient(err) {
+						break
+					}
+					if throttled(err) {
+						slowDown()
+					}
+				}
+				mu.Lock()
+				res.Versions++
+				if err == nil {
+					res.Loaded++
+					pauseLen /= 2 // KMS keeps up again: shorten the next pause
+				} else {
+					res.Failed++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+feed:
+	for _, k := range work {
+		select {
+		case jobs <- k:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	res.Failed += len(work) - res.Versions // not reached before ctx ended
+	res.Versions = len(work)
+	res.Elapsed = time.Since(start)
+	return res
+}

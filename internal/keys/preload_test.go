@@ -1,0 +1,181 @@
+package keys_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mariadb-go/aws_key_management/internal/keyfile"
+	"github.com/mariadb-go/aws_key_management/internal/keys"
+	"github.com/mariadb-go/aws_key_management/internal/mock"
+)
+
+// slowKMS is a Decrypt-only KMS that takes `delay` per call, counts how
+// many calls run at once, and fails the first `throttle` calls with
+// ThrottlingException.
+type slowKMS struct {
+	delay    time.Duration
+	throttle int32
+
+	calls, inFlight, peak atomic.Int32
+}
+
+func (s *slowKMS) GenerateDataKeyWithoutPlaintext(context.Context, string, string) ([]byte, error) {
+	return nil, &mock.Error{Code: "AccessDeniedException", Message: "not in this test"}
+}
+
+func (s *slowKMS) Decrypt(ctx context.Context, blob []byte) ([]byte, error) {
+	n := s.calls.Add(1)
+	cur := s.inFlight.Add(1)
+	defer s.inFlight.Add(-1)
+	for {
+		p := s.peak.Load()
+		if cur <= p || s.peak.CompareAndSwap(p, cur) {
+			break
+		}
+	}
+	if n <= s.throttle {
+		return nil, &mock.Error{Code: "ThrottlingException", Message: "Rate exceeded"}
+	}
+	select {
+	case <-time.After(s.delay):
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return mock.Open(blob)
+}
+
+func preloadEnv(t *testing.T, kms keys.KMS, nkeys, versions int) (*keys.Manager, *fakeLog, string) {
+	t.Helper()
+	dir := t.TempDir()
+	for id := 1; id <= nkeys; id++ {
+		for v := 1; v <= versions; v++ {
+			writeKeyFile(t, dir, uint32(id), uint32(v), 16)
+		}
+	}
+	log := &fakeLog{}
+	m := keys.New(keys.Config{
+		MasterKeyID: func() string { return "alias/test" },
+		KeySpec:     func() string { return "AES_128" },
+		KMS:         kms,
+		Store:       keyfile.New(dir),
+		Log:         log,
+		Timeout:     waitLimit,
+	})
+	if err := m.Open(); err != nil {
+		t.Fatal(err)
+	}
+	return m, log, dir
+}
+
+// Every version is unwrapped, with at most Parallel calls in flight, and
+// then served without another KMS call.
+func TestPreloadAllVersionsBounded(t *testing.T) {
+	kms := &slowKMS{delay: 20 * time.Millisecond}
+	m, log, _ := preloadEnv(t, kms, 40, 2)
+	var res keys.PreloadResult
+	within(t, "Preload", func() {
+		res = m.Preload(context.Background(), keys.PreloadConfig{Parallel: 8})
+	})
+	if res.Versions != 80 || res.Loaded != 80 || res.Failed != 0 {
+		t.Fatalf("Preload = %+v, want 80 loaded", res)
+	}
+	if p := kms.peak.Load(); p < 2 || p > 8 {
+		t.Fatalf("peak concurrent Decrypt calls %d, want 2..8", p)
+	}
+	before := kms.calls.Load()
+	for id := uint32(1); id <= 40; id++ {
+		if v := m.LatestKeyVersion(id); v != 2 {
+			t.Fatalf("LatestKeyVersion(%d) = %d", id, v)
+		}
+		buf := make([]byte, 32)
+		if _, code := m.GetKey(id, 1, buf); code != 0 {
+			t.Fatalf("GetKey(%d, 1) = %d", id, code)
+		}
+	}
+	if kms.calls.Load() != before {
+		t.Fatalf("serving preloaded keys called KMS %d more times", kms.calls.Load()-before)
+	}
+	if n := len(log.of("Note")); n != 80 {
+		t.Fatalf("%d notes, want 80 'loaded key' lines", n)
+	}
+}
+
+// Throttling pauses the workers and the throttled versions are tried
+// again: all keys load.
+func TestPreloadThrottling(t *testing.T) {
+	kms := &slowKMS{delay: time.Millisecond, throttle: 10}
+	m, _, _ := preloadEnv(t, kms, 20, 1)
+	var res keys.PreloadResult
+	within(t, "Preload", func() {
+		res = m.Preload(context.Background(), keys.PreloadConfig{Parallel: 4, Backoff: 5 * time.Millisecond, Attempts: 6})
+	})
+	if res.Loaded != 20 || res.Failed != 0 {
+		t.Fatalf("Preload = %+v, want all 20 loaded after throttling", res)
+	}
+	if c := kms.calls.Load(); c != 30 {
+		t.Fatalf("%d Decrypt calls, want 30 (20 + 10 throttled)", c)
+	}
+}
+
+// A damaged file fails once (not retried: it will not get better), the
+// others load, and the server-facing calls still work for them.
+func TestPreloadBadFileAndCancel(t *testing.T) {
+	kms := &slowKMS{delay: time.Millisecond}
+	m, log, dir := preloadEnv(t, kms, 5, 1)
+	if err := os.Remove(filepath.Join(dir, "aws-kms-key.3.1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "aws-kms-key.3.1"), nil, 0o400); err != nil {
+		t.Fatal(err)
+	}
+	res := m.Preload(context.Background(), keys.PreloadConfig{Parallel: 2})
+	if res.Loaded != 4 || res.Failed != 1 {
+		t.Fatalf("Preload = %+v, want 4 loaded, 1 failed", res)
+	}
+	if c := kms.calls.Load(); c != 4 {
+		t.Fatalf("%d Decrypt calls, want 4 (the empty file never reaches KMS)", c)
+	}
+	log.wantSub(t, "Warning", "aws-kms-key.3.1: key file is empty")
+
+	// A context that is already over: nothing is done, nothing breaks,
+	// and the first use unwraps lazily.
+	m2, _, _ := preloadEnv(t, kms, 3, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	res = m2.Preload(ctx, keys.PreloadConfig{})
+	if res.Loaded != 0 || res.Failed != 3 {
+		t.Fatalf("cancelled Preload = %+v, want 0 loaded, 3 not done", res)
+	}
+	if v := m2.LatestKeyVersion(2); v != 1 {
+		t.Fatalf("lazy unwrap after a cancelled Preload: %d", v)
+	}
+}
+
+// Preload and the server's own requests for the same versions make one
+// KMS call per version between them.
+func TestPreloadRacesWithRequests(t *testing.T) {
+	kms := &slowKMS{delay: 5 * time.Millisecond}
+	m, _, _ := preloadEnv(t, kms, 10, 1)
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for id := uint32(1); id <= 10; id++ {
+				if v := m.LatestKeyVersion(id); v != 1 {
+					t.Errorf("LatestKeyVersion(%d) = %d", id, v)
+				}
+			}
+		}()
+	}
+	m.Preload(context.Background(), keys.PreloadConfig{Parallel: 4})
+	wg.Wait()
+	if c := kms.calls.Load(); c != 10 {
+		t.Fatalf("%d Decrypt calls for 10 versions", c)
+	}
+}
