@@ -15,6 +15,7 @@
 #include <mysqld_error.h>
 #include <string.h>
 #include "cabi.h"
+#include "akm_keycache.h"
 #include "_cgo_export.h"
 
 #define AKM_EXPORT __attribute__((visibility("default")))
@@ -213,14 +214,21 @@ unsigned long akm_log_level(void) { return log_level; }
 
 /* ---- the encryption plugin --------------------------------------------- */
 
+/* The hot path: loaded keys and latest versions come from the C cache
+   (akm_keycache.c) without a lock or a call into Go; Go is entered on a miss
+   only (a key not loaded yet, a new key id). */
 static unsigned int akm_get_latest_key_version(unsigned int key_id)
 {
-  return akmGoGetLatestKeyVersion(key_id);
+  unsigned int v = akm_cache_latest(key_id);
+  return v ? v : akmGoGetLatestKeyVersion(key_id);
 }
 
 static unsigned int akm_get_key(unsigned int key_id, unsigned int version,
                                 unsigned char *key, unsigned int *key_length)
 {
+  unsigned int code;
+  if (key_length && akm_cache_get(key_id, version, key, key_length, &code))
+    return code;
   return akmGoGetKey(key_id, version, key, key_length);
 }
 

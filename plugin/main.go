@@ -40,6 +40,13 @@ func (a *app) Init(s cabi.Settings) error {
 		return fmt.Errorf("initializing KMS client: %w", err)
 	}
 	a.faults, _ = kms.(faultSetter)
+	var cache keys.Cache
+	cCache, cLocked, err := cabi.OpenKeyCache()
+	if err != nil {
+		log.Warning("AWS KMS plugin: " + err.Error() + "; every key request enters Go")
+	} else {
+		cache = cCache
+	}
 	var timeout time.Duration
 	if a.faults != nil {
 		// The AWS client bounds its own calls; the mock honours
@@ -53,9 +60,22 @@ func (a *app) Init(s cabi.Settings) error {
 		KMS:         kms,
 		Store:       keyfile.New(s.KeyfileDir),
 		Log:         log,
+		Cache:       cache,
 	})
 	if err := mgr.Open(); err != nil {
 		return fmt.Errorf("%w (aws_key_management_keyfile_dir=%q)", err, s.KeyfileDir)
+	}
+	goLocked, lockErr := mgr.KeyMemory()
+	switch {
+	case goLocked && (cache == nil || cLocked):
+		log.Note("AWS KMS plugin: plaintext keys are kept in locked memory (never swapped), excluded from core dumps")
+	default:
+		why := "mlock refused"
+		if lockErr != nil {
+			why = lockErr.Error()
+		}
+		log.Warning("AWS KMS plugin: plaintext keys could not be locked in memory (" + why +
+			"): they may be written to swap; raise the server's RLIMIT_MEMLOCK (systemd: LimitMEMLOCK=). They stay excluded from core dumps")
 	}
 	a.mu.Lock()
 	a.mgr = mgr

@@ -66,6 +66,19 @@ type Config struct {
 	RetryMin, RetryMax time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Cache, if set, receives every loaded key and each key id's latest
+	// version once its key is loaded, so that the ABI layer can serve
+	// them without entering Go.
+	Cache Cache
+}
+
+// Cache is a copy of the loaded keys that is read elsewhere (the C side of
+// the plugin). Put and SetLatest are called with the manager's lock held,
+// Put before the SetLatest that names its version.
+type Cache interface {
+	Put(id, ver uint32, key []byte)
+	SetLatest(id, ver uint32)
+	Reset()
 }
 
 // Manager holds the key state of one plugin lifetime.
@@ -80,6 +93,8 @@ type Manager struct {
 	genRetry map[uint32]*version
 
 	locks sync.Map // lockKey -> *sync.Mutex: one per key id (generation) or version (unwrap)
+
+	arena *keyArena // where plaintext keys live: locked, not dumped
 }
 
 type version struct {
@@ -108,6 +123,7 @@ func New(cfg Config) *Manager {
 		cfg.Now = time.Now
 	}
 	return &Manager{
+		arena:    newKeyArena(),
 		cfg:      cfg,
 		latest:   make(map[uint32]uint32),
 		keys:     make(map[uint64]*version),
@@ -119,6 +135,12 @@ func New(cfg Config) *Manager {
 // (nothing is unwrapped yet, as upstream) and removes temporary files left
 // by an interrupted write.
 func (m *Manager) Open() error {
+	m.arena.mu.Lock()
+	err := m.arena.grow() // so that KeyMemory can tell at once
+	m.arena.mu.Unlock()
+	if err != nil {
+		m.cfg.Log.Warning("AWS KMS plugin: " + err.Error() + "; keys are kept in ordinary memory")
+	}
 	removed, err := m.cfg.Store.CleanTemp()
 	for _, name := range removed {
 		m.cfg.Log.Note(fmt.Sprintf("AWS KMS plugin: removed %s, left over from an interrupted key file write", name))
@@ -140,16 +162,55 @@ func (m *Manager) Open() error {
 	return nil
 }
 
-// Close wipes every plaintext key and forgets all state.
+// Close wipes every plaintext key (here and in the Cache) and forgets
+// all state.
 func (m *Manager) Close() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.cfg.Cache != nil {
+		m.cfg.Cache.Reset()
+	}
 	for _, v := range m.keys {
 		wipe(v.key)
 	}
+	m.arena.close()
 	m.keys = make(map[uint64]*version)
 	m.latest = make(map[uint32]uint32)
 	m.genRetry = make(map[uint32]*version)
+}
+
+// KeyMemory tells whether plaintext keys are in locked memory; when not,
+// err says why (typically RLIMIT_MEMLOCK, LimitMEMLOCK= in systemd).
+func (m *Manager) KeyMemory() (locked bool, err error) {
+	m.arena.mu.Lock()
+	defer m.arena.mu.Unlock()
+	return m.arena.locked && len(m.arena.chunks) > 0, m.arena.lockErr
+}
+
+// keep moves a fresh plaintext key into the arena (wiping the source) and
+// publishes it to the Cache. Called with m.mu held for writing.
+func (m *Manager) keep(id, ver uint32, key []byte) []byte {
+	if stored, err := m.arena.store(key); err == nil {
+		key = stored
+	} else {
+		m.cfg.Log.Warning("AWS KMS plugin: " + err.Error() + "; this key is kept in ordinary memory")
+	}
+	v := m.keys[kv(id, ver)]
+	if v == nil {
+		v = &version{}
+		m.keys[kv(id, ver)] = v
+	}
+	v.key, v.failures, v.retryAt = key, 0, time.Time{}
+	if ver > m.latest[id] {
+		m.latest[id] = ver
+	}
+	if m.cfg.Cache != nil {
+		m.cfg.Cache.Put(id, ver, key)
+		if ver == m.latest[id] {
+			m.cfg.Cache.SetLatest(id, ver)
+		}
+	}
+	return key
 }
 
 func wipe(b []byte) {
@@ -317,13 +378,10 @@ func (m *Manager) unwrapErr(id, ver uint32, force bool) ([]byte, error) {
 		m.cfg.Log.Warning(fmt.Sprintf("AWS KMS plugin: key %d, version %d could not be decrypted", id, ver))
 		return nil, err
 	}
-	v.key, v.failures, v.retryAt = key, 0, time.Time{}
-	if ver > m.latest[id] && ver != VersionInvalid {
-		// The file exists and unwraps: it is a real version (for example
-		// written by another server sharing keyfile_dir). Only proven
-		// versions move "latest"; upstream let any request move it.
-		m.latest[id] = ver
-	}
+	// A file that exists and unwraps is a real version (for example
+	// written by another server sharing keyfile_dir): keep may move
+	// "latest" to it. Only proven versions do; upstream let any request.
+	key = m.keep(id, ver, key)
 	m.cfg.Log.Note(fmt.Sprintf("AWS KMS plugin: loaded key %d, version %d, key length %d bit", id, ver, len(key)*8))
 	return key, nil
 }
@@ -453,10 +511,7 @@ func (m *Manager) generate(id, ver uint32) error {
 	}
 	m.cfg.Log.Note(fmt.Sprintf("AWS KMS plugin: generated encrypted datakey for key id=%d, version=%d", id, ver))
 	m.mu.Lock()
-	m.keys[kv(id, ver)] = &version{key: key}
-	if ver > m.latest[id] {
-		m.latest[id] = ver
-	}
+	key = m.keep(id, ver, key)
 	delete(m.genRetry, id)
 	m.mu.Unlock()
 	m.cfg.Log.Note(fmt.Sprintf("AWS KMS plugin: loaded key %d, version %d, key length %d bit", id, ver, len(key)*8))

@@ -106,6 +106,9 @@ func (m *Manager) Preload(ctx context.Context, cfg PreloadConfig) PreloadResult 
 		pauseLen time.Duration
 	)
 	waitPause := func() bool {
+		if ctx.Err() != nil {
+			return false // over time: leave the rest to first use
+		}
 		mu.Lock()
 		d := time.Until(pauseTil)
 		mu.Unlock()
@@ -148,9 +151,10 @@ func (m *Manager) Preload(ctx context.Context, cfg PreloadConfig) PreloadResult 
 			}()
 			for k := range jobs {
 				id, ver := uint32(k>>32), uint32(k)
-				var err error
-				for attempt := 1; attempt <= cfg.Attempts; attempt++ {
+				err := ctx.Err()
+				for attempt := 1; attempt <= cfg.Attempts && ctx.Err() == nil; attempt++ {
 					if !waitPause() {
+						err = context.Cause(ctx)
 						break
 					}
 					if _, err = m.unwrapErr(id, ver, true); err == nil || !transient(err) {
@@ -174,6 +178,9 @@ func (m *Manager) Preload(ctx context.Context, cfg PreloadConfig) PreloadResult 
 	}
 feed:
 	for _, k := range work {
+		if ctx.Err() != nil {
+			break // select would pick at random between ready cases
+		}
 		select {
 		case jobs <- k:
 		case <-ctx.Done():

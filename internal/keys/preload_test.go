@@ -1,9 +1,12 @@
 package keys_test
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -177,5 +180,87 @@ func TestPreloadRacesWithRequests(t *testing.T) {
 	wg.Wait()
 	if c := kms.calls.Load(); c != 10 {
 		t.Fatalf("%d Decrypt calls for 10 versions", c)
+	}
+}
+
+// recCache records what the manager publishes for the C side.
+type recCache struct {
+	mu     sync.Mutex
+	events []string
+	keys   map[[2]uint32][]byte
+}
+
+func (c *recCache) Put(id, ver uint32, key []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.keys == nil {
+		c.keys = map[[2]uint32][]byte{}
+	}
+	c.keys[[2]uint32{id, ver}] = append([]byte(nil), key...)
+	c.events = append(c.events, fmt.Sprintf("put %d.%d", id, ver))
+}
+func (c *recCache) SetLatest(id, ver uint32) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.events = append(c.events, fmt.Sprintf("latest %d=%d", id, ver))
+}
+func (c *recCache) Reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.keys = nil
+	c.events = append(c.events, "reset")
+}
+func (c *recCache) log() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return strings.Join(c.events, ", ")
+}
+
+// The C side learns a key when it is loaded and a latest version only
+// once that version's key is loaded, the key always first; Close resets it.
+func TestCachePublication(t *testing.T) {
+	dir := t.TempDir()
+	k1 := writeKeyFile(t, dir, 5, 1, 16)
+	writeKeyFile(t, dir, 5, 2, 16)
+	cache := &recCache{}
+	m := keys.New(keys.Config{
+		MasterKeyID: func() string { return "alias/test" },
+		KeySpec:     func() string { return "AES_128" },
+		KMS:         newFake(),
+		Store:       keyfile.New(dir),
+		Log:         &fakeLog{},
+		Cache:       cache,
+	})
+	if err := m.Open(); err != nil {
+		t.Fatal(err)
+	}
+	if got := cache.log(); got != "" {
+		t.Fatalf("published before anything was loaded: %s", got)
+	}
+	// An old version: its key, but "latest" stays unknown to the cache.
+	buf := make([]byte, 32)
+	if _, code := m.GetKey(5, 1, buf); code != 0 {
+		t.Fatal(code)
+	}
+	if got := cache.log(); got != "put 5.1" {
+		t.Fatalf("after GetKey(5, 1): %s", got)
+	}
+	if !bytes.Equal(cache.keys[[2]uint32{5, 1}], k1) {
+		t.Fatal("cache got another key than the file's")
+	}
+	// The latest version, then a rotation and a new key id.
+	if v := m.LatestKeyVersion(5); v != 2 {
+		t.Fatal(v)
+	}
+	if m.Rotate(5) != 0 {
+		t.Fatal("rotation failed")
+	}
+	if v := m.LatestKeyVersion(9); v != 1 {
+		t.Fatal(v)
+	}
+	m.Close()
+	want := "put 5.1, put 5.2, latest 5=2, put 5.3, latest 5=3, put 9.1, latest 9=1, reset"
+	if got := cache.log(); got != want {
+		t.Fatalf("publication order:\n got  %s\n want %s", got, want)
 	}
 }

@@ -162,6 +162,29 @@ static int file_mode(const char *dir, const char *name)
   return st.st_mode & 07777;
 }
 
+/* ---- key memory ---------------------------------------------------- */
+
+/* Counts this process's mappings whose VmFlags have both "dd"
+   (MADV_DONTDUMP) and "lo" (mlock), and of at least min_kb. */
+static int locked_dontdump_mappings(unsigned long min_kb)
+{
+  FILE *f = fopen("/proc/self/smaps", "r");
+  char line[512];
+  unsigned long size_kb = 0;
+  int n = 0;
+  if (!f)
+    return -1;
+  while (fgets(line, sizeof line, f)) {
+    if (sscanf(line, "Size: %lu kB", &size_kb) == 1)
+      continue;
+    if (strncmp(line, "VmFlags:", 8) == 0 && strstr(line, " dd") && strstr(line, " lo") &&
+        size_kb >= min_kb)
+      n++;
+  }
+  fclose(f);
+  return n;
+}
+
 /* ---- concurrency -------------------------------------------------- */
 
 static struct st_mariadb_encryption *enc;
@@ -245,6 +268,9 @@ int main(int argc, char **argv)
   set_str("master_key_id", "host-test-cmk");
   set_str("keyfile_dir", dir);
   CHECK(plugin->init(NULL) == 0, "init with mock=ON succeeds");
+  CHECK(find_msg("AWS KMS plugin: plaintext keys are kept in locked memory (never swapped), "
+                 "excluded from core dumps") >= 0,
+        "init says keys are in locked memory excluded from core dumps");
 
   unsigned int v = enc->get_latest_key_version(1);
   CHECK(v == 1, "new key id 1 gets version 1 (got %u)", v);
@@ -342,8 +368,19 @@ int main(int argc, char **argv)
   }
   CHECK(total_bad == 0, "4 threads x 20000 calls: all keys served (%u failures)", total_bad);
 
+  /* Plaintext keys live in locked, undumped memory: the Go arena (64 KiB)
+     and the C cache the hot path reads (about 200 KiB). */
+  CHECK(locked_dontdump_mappings(64) >= 2,
+        "key memory: %d mappings of >= 64 KiB are mlocked and MADV_DONTDUMP (want 2)",
+        locked_dontdump_mappings(64));
+
   /* Deinit, then a second lifetime reads the same keys from disk. */
   CHECK(plugin->deinit(NULL) == 0, "deinit");
+  CHECK(enc->get_latest_key_version(1) == ENCRYPTION_KEY_VERSION_INVALID,
+        "after deinit no key is served, not even from the C cache");
+  len = sizeof k1b;
+  CHECK(enc->get_key(1, 1, k1b, &len) == ENCRYPTION_KEY_VERSION_INVALID,
+        "after deinit get_key serves nothing");
   CHECK(plugin->init(NULL) == 0, "init again (INSTALL after UNINSTALL)");
   len = sizeof k1b;
   memset(k1b, 0, sizeof k1b);
