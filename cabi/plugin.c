@@ -13,6 +13,8 @@
 #include <typelib.h>
 #include <mysql/plugin_encryption.h>
 #include <mysqld_error.h>
+#include <my_pthread.h>
+#include <mysql/psi/mysql_thread.h>
 #include <string.h>
 #include "cabi.h"
 #include "akm_keycache.h"
@@ -66,11 +68,30 @@ static void update_master_key_id(MYSQL_THD thd, struct st_mysql_sys_var *var,
   akmGoSetMasterKeyID(master_key_id_buf);
 }
 
+/*
+  The server calls sysvar updates with LOCK_global_system_variables held;
+  new connections, SHOW VARIABLES and every SET GLOBAL wait on it.
+  Rotation makes KMS calls that can take seconds, so it releases the lock
+  around them, as InnoDB's own update functions do. Weak references: the
+  library also loads outside mariadbd (the ABI test host, the benchmark),
+  where there is no such lock.
+*/
+#pragma weak LOCK_global_system_variables
+#pragma weak PSI_server
+#pragma weak psi_mutex_lock
+extern mysql_mutex_t LOCK_global_system_variables;
+
 static void update_rotate(MYSQL_THD thd, struct st_mysql_sys_var *var,
                           void *var_ptr, const void *save)
 {
-  akmGoRotateKey(*(const int *)save);
+  int n = *(const int *)save;
+  int in_server = &LOCK_global_system_variables != NULL;
   *(int *)var_ptr = 0; /* reads back 0, as upstream */
+  if (in_server)
+    mysql_mutex_unlock(&LOCK_global_system_variables);
+  akmGoRotateKey(n);
+  if (in_server)
+    mysql_mutex_lock(&LOCK_global_system_variables);
 }
 
 static MYSQL_SYSVAR_STR(master_key_id, master_key_id, PLUGIN_VAR_RQCMDARG,
