@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(mariadb-server mariadb-test mariadb-backup libmariadbd-dev libmariadb-dev
-              gcc make cmake perl procps)
+              gcc make cmake perl procps curl)
 STATICCHECK_VERSION=v0.8.2  # pinned so every machine runs the same checks
 GO_MIN=1.24
 

@@ -1,0 +1,435 @@
+/*
+  Benchmark harness for aws_key_management.so (make bench; see bench/run.sh).
+
+  It loads the library the way mariadbd does (dlopen, the my_print_error
+  service handshake, sysvars found by name in the plugin declaration) and
+  calls it only through the plugin's st_mariadb_encryption struct, exactly
+  as the server does. Results are printed as lines
+      RESULT <name> <value>
+  one per measured run; bench/run.sh turns them into median/min/max.
+  Everything else goes to stderr (progress, and the plugin's log lines
+  prefixed "plugin-log:").
+
+  usage:
+    bench cached      <mock .so>    <empty dir>
+        cached calls: 8 keys, get_latest_key_version and get_key, 1 and 2
+        threads (env BENCH_CALLS per thread and run, default 5000000;
+        BENCH_WARMUP, default 500000; BENCH_RUNS, default 7)
+    bench kms-create  <release .so> <empty dir> <n>
+        init, create keys 1..n (get_latest_key_version), deinit
+    bench kms-startup <release .so> <dir> <n>
+        one timed start: init, then get_latest_key_version + get_key for
+        1..n; time from the start of init to the last key served
+    bench kms-single  <release .so> <dir with aws-kms-key.1.1> <empty dir> <runs>
+        one Decrypt round trip through the plugin, <runs> times: init with
+        no key files, then copy the wrapped key in under a new id and time
+        the first get_latest_key_version + get_key of that id
+  The kms-* modes read BENCH_ENDPOINT, BENCH_MASTER_KEY_ID, BENCH_REGION and
+  BENCH_TIMEOUT_MS (request_timeout) and set the sysvars of the same names;
+  credentials come from the environment (the AWS SDK's chain).
+*/
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <mysql/plugin.h>
+#include <mysql/plugin_encryption.h>
+
+/* service_versions.h is not shipped with the dev package; 10.11 expects
+   this version of my_print_error (see the shared NOTES). */
+#define VERSION_my_print_error 0x0100
+
+static void die(const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, "bench: ");
+  vfprintf(stderr, fmt, ap);
+  fprintf(stderr, "\n");
+  va_end(ap);
+  exit(1);
+}
+
+static double now_ns(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+static long env_long(const char *name, long def)
+{
+  const char *s = getenv(name);
+  if (!s || !*s)
+    return def;
+  char *end;
+  long v = strtol(s, &end, 10);
+  if (*end || v <= 0)
+    die("%s=%s: want a positive integer", name, s);
+  return v;
+}
+
+static const char *env_str(const char *name)
+{
+  const char *s = getenv(name);
+  if (!s || !*s)
+    die("%s is not set", name);
+  return s;
+}
+
+/* ---- the my_print_error service: the plugin's log goes to stderr ------ */
+
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void log_v(const char *fmt, va_list ap)
+{
+  pthread_mutex_lock(&log_lock);
+  fprintf(stderr, "plugin-log: ");
+  vfprintf(stderr, fmt, ap);
+  fprintf(stderr, "\n");
+  pthread_mutex_unlock(&log_lock);
+}
+static void svc_my_error(unsigned int nr, unsigned long flags, ...)
+{
+  (void)flags;
+  pthread_mutex_lock(&log_lock);
+  fprintf(stderr, "plugin-log: my_error(%u)\n", nr);
+  pthread_mutex_unlock(&log_lock);
+}
+static void svc_my_printf_error(unsigned int nr, const char *fmt, unsigned long flags, ...)
+{
+  va_list ap;
+  (void)nr;
+  va_start(ap, flags);
+  log_v(fmt, ap);
+  va_end(ap);
+}
+static void svc_my_printv_error(unsigned int nr, const char *fmt, unsigned long flags, va_list ap)
+{
+  (void)nr;
+  (void)flags;
+  log_v(fmt, ap);
+}
+static struct my_print_error_service_st print_error_service = {
+  svc_my_error, svc_my_printf_error, svc_my_printv_error};
+
+/* ---- loading, as the server does -------------------------------------- */
+
+struct any_sysvar { /* MYSQL_PLUGIN_VAR_HEADER, then the value pointer */
+  int flags;
+  const char *name;
+  const char *comment;
+  mysql_var_check_func check;
+  mysql_var_update_func update;
+  void *value;
+};
+
+static struct st_maria_plugin *plugin;
+static struct st_mariadb_encryption *enc;
+
+static struct any_sysvar *sysvar(const char *name)
+{
+  for (struct st_mysql_sys_var **v = plugin->system_vars; v && *v; v++) {
+    struct any_sysvar *s = (struct any_sysvar *)*v;
+    if (strcmp(s->name, name) == 0)
+      return s;
+  }
+  die("the library has no sysvar %s", name);
+  return NULL;
+}
+
+/* Command-line settings, before init. */
+static void set_str(const char *name, const char *val) { *(const char **)sysvar(name)->value = val; }
+static void set_int(const char *name, int val) { *(int *)sysvar(name)->value = val; }
+
+static void load(const char *so)
+{
+  void *h = dlopen(so, RTLD_NOW | RTLD_LOCAL);
+  if (!h)
+    die("dlopen: %s", dlerror());
+  int *iv = dlsym(h, "_maria_plugin_interface_version_");
+  int *sz = dlsym(h, "_maria_sizeof_struct_st_plugin_");
+  struct st_maria_plugin *decl = dlsym(h, "_maria_plugin_declarations_");
+  if (!iv || *iv != MARIA_PLUGIN_INTERFACE_VERSION || !sz ||
+      *sz != (int)sizeof(struct st_maria_plugin) || !decl)
+    die("%s is not a MariaDB plugin of this interface version", so);
+  plugin = &decl[0];
+  if (plugin->type != MariaDB_ENCRYPTION_PLUGIN)
+    die("%s: not an encryption plugin", so);
+  enc = plugin->info;
+  if (enc->interface_version != MariaDB_ENCRYPTION_INTERFACE_VERSION)
+    die("%s: encryption interface 0x%x", so, enc->interface_version);
+  void **svc = dlsym(h, "my_print_error_service");
+  if (!svc || *svc != (void *)VERSION_my_print_error)
+    die("%s: my_print_error_service missing or of another version", so);
+  *svc = &print_error_service;
+}
+
+static void init_or_die(void)
+{
+  if (plugin->init(NULL) != 0)
+    die("plugin init failed (see the plugin-log lines above)");
+}
+
+static void deinit(void)
+{
+  if (plugin->deinit(NULL) != 0)
+    die("plugin deinit failed");
+}
+
+/* ---- cached calls --------------------------------------------------- */
+
+#define NKEYS 8 /* key ids 1..8, rotated through as the server does */
+static unsigned int key_ids[NKEYS] = {1, 2, 3, 4, 5, 6, 7, 8};
+static unsigned int key_vers[NKEYS];
+
+enum fn { FN_NOOP, FN_LATEST, FN_GETKEY };
+static const char *fn_name[] = {"noop", "latest", "getkey"};
+
+/* The harness's own cost: the same loop through a function pointer to a C
+   function that does nothing useful. */
+__attribute__((noinline)) static unsigned int noop_latest(unsigned int id) { return id; }
+static unsigned int (*volatile noop_fp)(unsigned int) = noop_latest;
+
+static volatile unsigned long sink;
+
+/* Runs n calls and returns the number of unexpected results. */
+static unsigned long run_calls(enum fn f, long n)
+{
+  unsigned long bad = 0;
+  unsigned char buf[32];
+  switch (f) {
+  case FN_NOOP: {
+    unsigned int (*fp)(unsigned int) = noop_fp;
+    for (long i = 0; i < n; i++)
+      bad += fp(key_ids[i & (NKEYS - 1)]) == ENCRYPTION_KEY_VERSION_INVALID;
+    break;
+  }
+  case FN_LATEST:
+    for (long i = 0; i < n; i++)
+      bad += enc->get_latest_key_version(key_ids[i & (NKEYS - 1)]) != key_vers[i & (NKEYS - 1)];
+    break;
+  case FN_GETKEY:
+    for (long i = 0; i < n; i++) {
+      unsigned int len = sizeof buf;
+      int j = i & (NKEYS - 1);
+      bad += enc->get_key(key_ids[j], key_vers[j], buf, &len) != 0 || len != 16;
+    }
+    sink += buf[0];
+    break;
+  }
+  return bad;
+}
+
+struct worker {
+  pthread_t t;
+  enum fn f;
+  long calls, warmup;
+  pthread_barrier_t *start;
+  double ns; /* elapsed in the measured part */
+  double t0, t1;
+  unsigned long bad;
+};
+
+static void *worker_main(void *arg)
+{
+  struct worker *w = arg;
+  w->bad = run_calls(w->f, w->warmup); /* also the first call on this thread */
+  pthread_barrier_wait(w->start);
+  w->t0 = now_ns();
+  w->bad += run_calls(w->f, w->calls);
+  w->t1 = now_ns();
+  w->ns = w->t1 - w->t0;
+  return NULL;
+}
+
+/* One measured run with nthreads threads started together: prints the
+   mean per-call ns over the threads, and the throughput of all threads. */
+static void measure(enum fn f, int nthreads, long calls, long warmup, int run)
+{
+  struct worker w[2];
+  pthread_barrier_t start;
+  pthread_barrier_init(&start, NULL, nthreads);
+  for (int i = 0; i < nthreads; i++) {
+    w[i] = (struct worker){.f = f, .calls = calls, .warmup = warmup, .start = &start};
+    if (pthread_create(&w[i].t, NULL, worker_main, &w[i]) != 0)
+      die("pthread_create failed");
+  }
+  double sum = 0, first = 0, last = 0;
+  unsigned long bad = 0;
+  for (int i = 0; i < nthreads; i++) {
+    pthread_join(w[i].t, NULL);
+    sum += w[i].ns;
+    bad += w[i].bad;
+    if (i == 0 || w[i].t0 < first)
+      first = w[i].t0;
+    if (w[i].t1 > last)
+      last = w[i].t1;
+  }
+  pthread_barrier_destroy(&start);
+  if (bad)
+    die("%s, %d threads: %lu calls did not return the loaded key", fn_name[f], nthreads, bad);
+  double per_call = sum / nthreads / (double)calls;
+  double mcalls_s = (double)calls * nthreads / (last - first) * 1e3;
+  printf("RESULT cached.%s.t%d %.2f\n", fn_name[f], nthreads, per_call);
+  printf("RESULT cached.%s.t%d.mcps %.2f\n", fn_name[f], nthreads, mcalls_s);
+  fflush(stdout);
+  fprintf(stderr, "  %-7s %d thread%s run %d: %7.2f ns per call, %6.2f M calls/s in all\n",
+          fn_name[f], nthreads, nthreads > 1 ? "s" : " ", run, per_call, mcalls_s);
+}
+
+static int cmd_cached(const char *so, const char *dir)
+{
+  long calls = env_long("BENCH_CALLS", 5000000);
+  long warmup = env_long("BENCH_WARMUP", 500000);
+  int runs = (int)env_long("BENCH_RUNS", 7);
+  load(so);
+  *(my_bool *)sysvar("mock")->value = 1;
+  set_str("master_key_id", "bench-cmk");
+  set_str("keyfile_dir", dir);
+  init_or_die();
+  for (int j = 0; j < NKEYS; j++) {
+    key_vers[j] = enc->get_latest_key_version(key_ids[j]);
+    unsigned char buf[32];
+    unsigned int len = sizeof buf;
+    if (key_vers[j] != 1 || enc->get_key(key_ids[j], 1, buf, &len) != 0 || len != 16)
+      die("could not create key %u", key_ids[j]);
+  }
+  fprintf(stderr, "cached calls: %d keys, %ld calls per thread and run after %ld warm-up calls, %d runs\n",
+          NKEYS, calls, warmup, runs);
+  static const enum fn fns[] = {FN_NOOP, FN_LATEST, FN_GETKEY};
+  for (size_t k = 0; k < sizeof fns / sizeof *fns; k++)
+    for (int threads = 1; threads <= 2; threads++)
+      for (int r = 1; r <= runs; r++)
+        measure(fns[k], threads, calls, warmup, r);
+  deinit();
+  return 0;
+}
+
+/* ---- against the KMS --------------------------------------------------- */
+
+static void kms_settings(const char *so, const char *dir)
+{
+  load(so);
+  set_str("endpoint_url", env_str("BENCH_ENDPOINT"));
+  set_str("master_key_id", env_str("BENCH_MASTER_KEY_ID"));
+  set_str("region", env_str("BENCH_REGION"));
+  set_int("request_timeout", (int)env_long("BENCH_TIMEOUT_MS", 10000));
+  set_str("keyfile_dir", dir);
+}
+
+static int cmd_kms_create(const char *so, const char *dir, int n)
+{
+  kms_settings(so, dir);
+  init_or_die();
+  double t0 = now_ns();
+  for (int id = 1; id <= n; id++) {
+    unsigned int v = enc->get_latest_key_version((unsigned int)id);
+    if (v == ENCRYPTION_KEY_VERSION_INVALID)
+      die("could not create key %d", id);
+  }
+  fprintf(stderr, "created %d keys in %.0f ms\n", n, (now_ns() - t0) / 1e6);
+  deinit();
+  return 0;
+}
+
+/* get_latest_key_version + get_key of one id; 0 when the key is served. */
+static int serve(unsigned int id, unsigned int want_ver)
+{
+  unsigned char buf[32];
+  unsigned int len = sizeof buf;
+  unsigned int v = enc->get_latest_key_version(id);
+  if (v == ENCRYPTION_KEY_VERSION_INVALID || (want_ver && v != want_ver))
+    return 1;
+  return enc->get_key(id, v, buf, &len) != 0 || len != 16;
+}
+
+static int cmd_kms_startup(const char *so, const char *dir, int n)
+{
+  kms_settings(so, dir);
+  double t0 = now_ns();
+  init_or_die();
+  double t1 = now_ns();
+  int failed = 0;
+  for (int id = 1; id <= n; id++)
+    failed += serve((unsigned int)id, 1);
+  double t2 = now_ns();
+  if (failed)
+    die("%d of %d keys were not served", failed, n);
+  printf("RESULT startup.init_ms %.1f\n", (t1 - t0) / 1e6);
+  printf("RESULT startup.ready_ms %.1f\n", (t2 - t0) / 1e6);
+  fflush(stdout);
+  fprintf(stderr, "start: init %.1f ms, all %d keys served %.1f ms after the start of init\n",
+          (t1 - t0) / 1e6, n, (t2 - t0) / 1e6);
+  deinit();
+  return 0;
+}
+
+static void copy_file(const char *from, const char *to)
+{
+  char buf[8192];
+  int in = open(from, O_RDONLY);
+  if (in < 0)
+    die("open %s: %s", from, strerror(errno));
+  ssize_t n = read(in, buf, sizeof buf);
+  close(in);
+  if (n <= 0 || n == (ssize_t)sizeof buf)
+    die("read %s: unexpected size", from);
+  int out = open(to, O_WRONLY | O_CREAT | O_EXCL, 0400);
+  if (out < 0 || write(out, buf, (size_t)n) != n || close(out) != 0)
+    die("write %s: %s", to, strerror(errno));
+}
+
+static int cmd_kms_single(const char *so, const char *src, const char *dir, int runs)
+{
+  char from[4096], to[4096];
+  snprintf(from, sizeof from, "%s/aws-kms-key.1.1", src);
+  kms_settings(so, dir);
+  init_or_die(); /* no key files: nothing to unwrap at init */
+  /* Id 1000 is a warm-up (first connection); 1001.. are measured. */
+  for (int r = 0; r <= runs; r++) {
+    unsigned int id = 1000 + (unsigned int)r;
+    snprintf(to, sizeof to, "%s/aws-kms-key.%u.1", dir, id);
+    copy_file(from, to);
+    double t0 = now_ns();
+    if (serve(id, 1))
+      die("key %u (a copy of key 1) was not served", id);
+    double ms = (now_ns() - t0) / 1e6;
+    if (r > 0) {
+      printf("RESULT single.decrypt_ms %.1f\n", ms);
+      fflush(stdout);
+    }
+    fprintf(stderr, "one unwrap%s: %.1f ms\n", r ? "" : " (warm-up, not counted)", ms);
+  }
+  deinit();
+  return 0;
+}
+
+int main(int argc, char **argv)
+{
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  if (argc == 4 && strcmp(argv[1], "cached") == 0)
+    return cmd_cached(argv[2], argv[3]);
+  if (argc == 5 && strcmp(argv[1], "kms-create") == 0)
+    return cmd_kms_create(argv[2], argv[3], atoi(argv[4]));
+  if (argc == 5 && strcmp(argv[1], "kms-startup") == 0)
+    return cmd_kms_startup(argv[2], argv[3], atoi(argv[4]));
+  if (argc == 6 && strcmp(argv[1], "kms-single") == 0)
+    return cmd_kms_single(argv[2], argv[3], argv[4], atoi(argv[5]));
+  fprintf(stderr,
+          "usage: %s cached <mock .so> <empty dir>\n"
+          "       %s kms-create <release .so> <empty dir> <n>\n"
+          "       %s kms-startup <release .so> <dir> <n>\n"
+          "       %s kms-single <release .so> <dir with aws-kms-key.1.1> <empty dir> <runs>\n",
+          argv[0], argv[0], argv[0], argv[0]);
+  return 2;
+}
