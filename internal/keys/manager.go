@@ -518,6 +518,16 @@ func (m *Manager) generate(id, ver uint32) error {
 	return nil
 }
 
+// resetBackoff makes a failed version wait only the shortest backoff.
+func (m *Manager) resetBackoff(id, ver uint32) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if v := m.keys[kv(id, ver)]; v != nil && v.key == nil {
+		v.failures = 1
+		v.retryAt = m.cfg.Now().Add(m.cfg.RetryMin)
+	}
+}
+
 func (m *Manager) inGenBackoff(id uint32) bool {
 	m.mu.RLock()
 	defer m.mu.RUnlock()

@@ -19,11 +19,15 @@ type PreloadConfig struct {
 	Parallel int
 	// Attempts is how many times Preload tries a version whose unwrap
 	// failed with a throttling or transient error (each try is one backend
-	// call, with the backend's own retries); 0 means 4.
+	// call, with the backend's own retries); 0 means until ctx ends. The
+	// default matters: InnoDB remembers a key it could not get when it
+	// opens a tablespace at start and never asks again, so riding out a
+	// short outage here (network or credentials not ready at boot) is
+	// worth the wait.
 	Attempts int
-	// Backoff is the first pause of all workers after a throttling
-	// error; it doubles with each throttling error, up to 5 s, and halves
-	// with each success; the pause is jittered. 0 means 100 ms.
+	// Backoff is the first pause of all workers after a throttling or
+	// transient error; it doubles with each such error, up to 5 s, and
+	// halves with each success; the pause is jittered. 0 means 100 ms.
 	Backoff time.Duration
 }
 
@@ -66,16 +70,13 @@ func transient(err error) bool {
 
 // Preload unwraps every key version on disk, at most cfg.Parallel at a
 // time, so that the server's first requests are served from memory. A
-// throttling error pauses all workers (shared, growing, jittered backoff)
-// and the version is tried again; other transient errors are retried a
-// few times. What fails or is not done before ctx ends stays for the
+// throttling or transient error (KMS down, 5xx, network) pauses all
+// workers (shared, growing, jittered backoff) and the version is tried
+// again, until ctx ends; damaged files are not retried. What fails or is not done before ctx ends stays for the
 // first use to unwrap, with the usual backoff. It never fails the plugin.
 func (m *Manager) Preload(ctx context.Context, cfg PreloadConfig) PreloadResult {
 	if cfg.Parallel <= 0 {
 		cfg.Parallel = 16
-	}
-	if cfg.Attempts <= 0 {
-		cfg.Attempts = 4
 	}
 	if cfg.Backoff <= 0 {
 		cfg.Backoff = 100 * time.Millisecond
@@ -127,6 +128,9 @@ func (m *Manager) Preload(ctx context.Context, cfg PreloadConfig) PreloadResult 
 	slowDown := func() {
 		mu.Lock()
 		defer mu.Unlock()
+		if time.Now().Before(pauseTil) {
+			return // already pausing: one round of failures grows it once
+		}
 		if pauseLen == 0 {
 			pauseLen = cfg.Backoff
 		} else if pauseLen < 5*time.Second {
@@ -152,7 +156,7 @@ func (m *Manager) Preload(ctx context.Context, cfg PreloadConfig) PreloadResult 
 			for k := range jobs {
 				id, ver := uint32(k>>32), uint32(k)
 				err := ctx.Err()
-				for attempt := 1; attempt <= cfg.Attempts && ctx.Err() == nil; attempt++ {
+				for attempt := 1; (cfg.Attempts == 0 || attempt <= cfg.Attempts) && ctx.Err() == nil; attempt++ {
 					if !waitPause() {
 						err = context.Cause(ctx)
 						break
@@ -160,9 +164,14 @@ func (m *Manager) Preload(ctx context.Context, cfg PreloadConfig) PreloadResult 
 					if _, err = m.unwrapErr(id, ver, true); err == nil || !transient(err) {
 						break
 					}
-					if throttled(err) {
-						slowDown()
-					}
+					// Throttled or down: KMS is the same for every
+					// worker, so all of them pause.
+					slowDown()
+				}
+				if err != nil {
+					// Preload's own retries are not the server's: the
+					// first use may try again after the shortest wait.
+					m.resetBackoff(id, ver)
 				}
 				mu.Lock()
 				res.Versions++

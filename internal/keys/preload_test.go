@@ -23,6 +23,7 @@ import (
 type slowKMS struct {
 	delay    time.Duration
 	throttle int32
+	down     int32 // the first `down` calls (after throttling) fail with KMSInternalException
 
 	calls, inFlight, peak atomic.Int32
 }
@@ -43,6 +44,9 @@ func (s *slowKMS) Decrypt(ctx context.Context, blob []byte) ([]byte, error) {
 	}
 	if n <= s.throttle {
 		return nil, &mock.Error{Code: "ThrottlingException", Message: "Rate exceeded"}
+	}
+	if n <= s.throttle+s.down {
+		return nil, &mock.Error{Code: "KMSInternalException", Message: "KMS is down"}
 	}
 	select {
 	case <-time.After(s.delay):
@@ -262,5 +266,25 @@ func TestCachePublication(t *testing.T) {
 	want := "put 5.1, put 5.2, latest 5=2, put 5.3, latest 5=3, put 9.1, latest 9=1, reset"
 	if got := cache.log(); got != want {
 		t.Fatalf("publication order:\n got  %s\n want %s", got, want)
+	}
+}
+
+// KMS down at boot for a while (here 25 failed calls): Preload keeps
+// trying, all workers pausing together, until KMS answers, so InnoDB
+// does not open its tablespaces without their keys.
+func TestPreloadRidesOutAnOutage(t *testing.T) {
+	kms := &slowKMS{delay: time.Millisecond, down: 25}
+	m, _, _ := preloadEnv(t, kms, 8, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	var res keys.PreloadResult
+	within(t, "Preload", func() {
+		res = m.Preload(ctx, keys.PreloadConfig{Parallel: 4, Backoff: time.Millisecond})
+	})
+	if res.Loaded != 8 || res.Failed != 0 {
+		t.Fatalf("Preload = %+v, want all 8 loaded once KMS is back", res)
+	}
+	if c := kms.calls.Load(); c != 33 {
+		t.Fatalf("%d Decrypt calls, want 33 (25 failed + 8)", c)
 	}
 }
