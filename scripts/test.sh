@@ -3,7 +3,7 @@
 # counting every test of every level. Exits non-zero on any failure; an
 # mtr test that is skipped counts as failed (the suite must run here).
 #   scripts/test.sh            all levels
-#   scripts/test.sh LEVEL...   some of: lint unit build abi release kmscli mtr kms
+#   scripts/test.sh LEVEL...   some of: lint unit build abi release kmscli mtr kms crash
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -12,7 +12,7 @@ export AWS_EC2_METADATA_DISABLED=true
 LOGS="$ROOT/build/test-logs"
 mkdir -p "$LOGS"
 levels=("$@")
-((${#levels[@]})) || levels=(lint unit build abi release kmscli mtr kms)
+((${#levels[@]})) || levels=(lint unit build abi release kmscli mtr kms crash)
 
 PASS=0 FAIL=0
 FAILED_ITEMS=()
@@ -221,23 +221,36 @@ kms() {
   kms_stop
 }
 
-kmscli() {
-  section "kmscli: the KMS emulator checked with an independent client (the AWS CLI)"
-  bash tests/kmscli/run.sh >"$LOGS/kmscli.log" 2>&1
+# run_script LABEL SCRIPT: runs a script that prints "ok"/"FAIL" lines and
+# ends with "N passed, N failed", and adds its counts.
+run_script() {
+  local label=$1 script=$2 log="$LOGS/$(basename "$(dirname "$2")").log"
+  bash "$script" >"$log" 2>&1
   local rc=$?
-  grep -E '^FAIL' "$LOGS/kmscli.log" | sed 's/^/    /'
-  local line; line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$LOGS/kmscli.log" | tail -1)
-  if [ -z "$line" ]; then tail -20 "$LOGS/kmscli.log"; bad "AWS CLI check did not finish (exit $rc)"; return; fi
+  grep -E '^FAIL' "$log" | sed 's/^/    /'
+  local line; line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -1)
+  if [ -z "$line" ]; then tail -20 "$log"; bad "$label did not finish (exit $rc)"; return; fi
   local p f; read -r p _ f _ <<<"${line//,/}"
   add "$p" "$f"
-  printf '  %s (AWS CLI against the emulator)\n' "$line"
-  ((rc == 0 || f > 0)) || bad "AWS CLI check exited $rc"
+  printf '  %s (%s)\n' "$line" "$label"
+  ((rc == 0 || f > 0)) || bad "$label exited $rc"
+}
+
+kmscli() {
+  section "kmscli: the KMS emulator checked with an independent client (the AWS CLI)"
+  run_script "AWS CLI against the emulator" tests/kmscli/run.sh
+}
+
+crash() {
+  section "crash: kill -9 during rotations, full and read-only key directories (mock build)"
+  if ! make -s mock >"$LOGS/crash-build.log" 2>&1; then cat "$LOGS/crash-build.log"; bad "make mock"; return; fi
+  run_script "crash and disk faults" tests/crash/run.sh
 }
 
 for l in "${levels[@]}"; do
   case "$l" in
-    lint|unit|build|abi|release|kmscli|mtr|kms) "$l" ;;
-    *) echo "unknown level $l (want lint unit build abi release kmscli mtr kms)"; exit 2 ;;
+    lint|unit|build|abi|release|kmscli|mtr|kms|crash) "$l" ;;
+    *) echo "unknown level $l (want lint unit build abi release kmscli mtr kms crash)"; exit 2 ;;
   esac
 done
 

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 )
 
 // MaxBlobSize is the largest CiphertextBlob KMS returns (the API limit is
@@ -105,7 +106,11 @@ func (s *Store) Latest(id uint32) (uint32, error) {
 // ErrTooLarge, a short read or the system error.
 func (s *Store) Read(id, version uint32) ([]byte, error) {
 	path := s.Path(id, version)
-	f, err := os.Open(path)
+	// O_NONBLOCK: opening a FIFO (or a symlink to one) that has a key
+	// file's name must fail the type check below, not block the caller
+	// (at plugin start, the server) until some writer opens it. It changes
+	// nothing for regular files.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("reading %s: %w", path, ErrNotFound)
@@ -162,7 +167,10 @@ func (s *Store) Create(id, version uint32, blob []byte) error {
 	}
 	// link(2) fails with EEXIST instead of replacing: two writers of the
 	// same version cannot overwrite each other, unlike rename(2).
-	err := os.Link(tmp, final)
+	err := hook("link", nil)
+	if err == nil {
+		err = os.Link(tmp, final)
+	}
 	os.Remove(tmp)
 	if err != nil {
 		if errors.Is(err, fs.ErrExist) {
@@ -171,17 +179,47 @@ func (s *Store) Create(id, version uint32, blob []byte) error {
 		return fmt.Errorf("creating %s: %w", final, err)
 	}
 	if err := syncDir(s.dir); err != nil {
+		// The new name may not survive a crash, and the caller treats the
+		// version as not created (the manager does not publish it, and a
+		// later rotation would find the name taken): take it away again,
+		// so that an error always means "no new version".
+		os.Remove(final)
 		return fmt.Errorf("creating %s: %w", final, err)
 	}
 	return nil
 }
 
+// testHook is for the package's tests only and nil otherwise. When set,
+// it runs before each step of Create ("open", "write", "sync", "link",
+// "syncdir") with the temporary file (nil before it is open); an error
+// it returns is taken as the error of that step. It lets the tests inject
+// ENOSPC, EROFS and fsync failures, and widen the window for kill -9.
+var testHook func(step string, f *os.File) error
+
+func hook(step string, f *os.File) error {
+	if testHook == nil {
+		return nil
+	}
+	return testHook(step, f)
+}
+
 func writeSynced(path string, data []byte) error {
+	if err := hook("open", nil); err != nil {
+		return err
+	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, FileMode)
 	if err != nil {
 		return err
 	}
+	if err := hook("write", f); err != nil {
+		f.Close()
+		return err
+	}
 	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := hook("sync", f); err != nil {
 		f.Close()
 		return err
 	}
@@ -193,6 +231,9 @@ func writeSynced(path string, data []byte) error {
 }
 
 func syncDir(dir string) error {
+	if err := hook("syncdir", nil); err != nil {
+		return fmt.Errorf("fsync of directory %s: %w", dir, err)
+	}
 	d, err := os.Open(dir)
 	if err != nil {
 		return fmt.Errorf("opening directory for fsync: %w", err)
