@@ -263,10 +263,48 @@ func (m *Manager) LatestKeyVersion(id uint32) uint32 {
 			return VersionInvalid
 		}
 	}
-	if _, ok := m.unwrap(id, latest); !ok {
-		return VersionInvalid
+	_, err := m.unwrapErr(id, latest, false)
+	if err == nil {
+		return latest
 	}
-	return latest
+	return m.fallback(id, latest, err)
+}
+
+// maxFallback bounds how many older versions LatestKeyVersion looks at.
+const maxFallback = 16
+
+// fallback picks the version to encrypt with when the latest one cannot
+// be unwrapped: the highest older version that can. InnoDB remembers an
+// "invalid" answer for a tablespace and never asks again (a later write
+// stops the server), so an older, good key is the safer answer. While
+// KMS is failing only versions already loaded are used (no KMS calls);
+// when the latest file itself is damaged, older versions are unwrapped.
+// The latest version is tried again after its backoff, and used as soon
+// as it unwraps.
+func (m *Manager) fallback(id, latest uint32, cause error) uint32 {
+	permanent := !transient(cause) && !errors.Is(cause, errBackoff)
+	for v := latest - 1; v >= 1 && latest-v <= maxFallback; v-- {
+		if key, _ := m.cached(id, v); key != nil {
+			m.noteFallback(id, latest, v, cause)
+			return v
+		}
+		if permanent {
+			if _, err := m.unwrapErr(id, v, false); err == nil {
+				m.noteFallback(id, latest, v, cause)
+				return v
+			}
+		}
+	}
+	return VersionInvalid
+}
+
+// noteFallback logs a fallback when it follows a real attempt (not every
+// page write during a backoff).
+func (m *Manager) noteFallback(id, latest, used uint32, cause error) {
+	if errors.Is(cause, errBackoff) {
+		return
+	}
+	m.cfg.Log.Warning(fmt.Sprintf("AWS KMS plugin: key %d, version %d cannot be used now; new data is encrypted with version %d until it can", id, latest, used))
 }
 
 // GetKey implements get_key: it copies the key into dst and returns its
@@ -328,6 +366,11 @@ func (m *Manager) backoff(n int) time.Duration {
 	}
 	return min(d, m.cfg.RetryMax)
 }
+
+// errKeyFile marks failures that come from the key file itself (missing,
+// unreadable, damaged, a key of the wrong length): trying again will not
+// help until someone fixes the file.
+var errKeyFile = errors.New("key file")
 
 // errBackoff: the version failed to unwrap recently and is not tried yet.
 var errBackoff = errors.New("unwrap failed recently; waiting before the next attempt")
@@ -396,19 +439,20 @@ func (m *Manager) readAndDecrypt(id, ver uint32) ([]byte, error) {
 			// naming the file and the reason, and the server goes on.
 			m.cfg.Log.Warning("AWS KMS plugin: invalid key file: " + err.Error())
 		}
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", errKeyFile, err)
 	}
 	ctx, cancel := m.ctx()
 	defer cancel()
 	key, err := m.cfg.KMS.Decrypt(ctx, blob)
 	if err != nil {
-		m.cfg.Log.Error(FormatKMSError("Decrypt", err))
+		// Upstream's words, then the file (upstream did not say which).
+		m.cfg.Log.Error(FormatKMSError("Decrypt", err) + " (" + keyfile.Name(id, ver) + ")")
 		return nil, fmt.Errorf("decrypting %s: %w", keyfile.Name(id, ver), err)
 	}
 	if err := checkKeyLength(key); err != nil {
 		wipe(key)
 		m.cfg.Log.Error(fmt.Sprintf("AWS KMS plugin: %s: %v", keyfile.Name(id, ver), err))
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", errKeyFile, err)
 	}
 	return key, nil
 }

@@ -781,7 +781,7 @@ func TestDecryptFailureBackoff(t *testing.T) {
 	invalid("first")
 	e.fake.wantCalls(t, 0, 1)
 	e.log.want(t, "Warning", "AWS KMS plugin: key 1, version 1 could not be decrypted")
-	e.log.want(t, "Error", "AWS KMS plugin : KMS Client API 'Decrypt' failed : KMSInternalException - internal failure")
+	e.log.want(t, "Error", "AWS KMS plugin : KMS Client API 'Decrypt' failed : KMSInternalException - internal failure (aws-kms-key.1.1)")
 
 	// Within the backoff no KMS call is made, by either entry point.
 	invalid("again")
@@ -837,7 +837,7 @@ func TestDecryptFailureBackoff(t *testing.T) {
 	}
 	e.fake.set(func(f *fakeKMS) { f.decErr = errors.New("connection reset") })
 	invalid("after reopen")
-	e.log.want(t, "Error", "AWS KMS plugin : KMS Client API 'Decrypt' failed : RequestError - connection reset")
+	e.log.want(t, "Error", "AWS KMS plugin : KMS Client API 'Decrypt' failed : RequestError - connection reset (aws-kms-key.1.1)")
 	e.fake.set(func(f *fakeKMS) { f.decErr = nil })
 	e.clock.Advance(retryMin)
 	e.wantLatest(t, 1, 1)
@@ -1382,5 +1382,65 @@ func TestKeyIDZero(t *testing.T) {
 	e.fake.wantCalls(t, 0, 0)
 	if err := e.store.Create(0, 1, []byte("x")); err == nil {
 		t.Fatal("Store.Create accepted key id 0")
+	}
+}
+
+// The latest file is damaged (garbage): new data goes to the highest
+// older version that unwraps, with one warning, instead of "invalid"
+// (which InnoDB would keep for the tablespace until a restart).
+func TestLatestFallsBackPastDamagedFile(t *testing.T) {
+	dir := t.TempDir()
+	k1 := writeKeyFile(t, dir, 7, 1, 16)
+	if err := os.WriteFile(filepath.Join(dir, "aws-kms-key.7.2"), []byte("garbage, not a KMS blob"), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, dir, nil)
+	if v := e.m.LatestKeyVersion(7); v != 1 {
+		t.Fatalf("LatestKeyVersion(7) = %d, want 1 (version 2 is damaged)", v)
+	}
+	e.log.wantSub(t, "Warning", "key 7, version 2 cannot be used now; new data is encrypted with version 1")
+	if got := e.key(t, 7, 1); !bytes.Equal(got, k1) {
+		t.Fatal("version 1 has the wrong key")
+	}
+	// Repeated calls during the backoff do not log again.
+	n := len(e.log.of("Warning"))
+	e.m.LatestKeyVersion(7)
+	if len(e.log.of("Warning")) != n {
+		t.Fatal("a call during the backoff logged again")
+	}
+}
+
+// KMS fails: the latest version cannot be unwrapped, an older loaded one
+// serves without any KMS call; once KMS is back (after the backoff) the
+// latest version is used again.
+func TestLatestFallsBackDuringOutage(t *testing.T) {
+	dir := t.TempDir()
+	writeKeyFile(t, dir, 7, 1, 16)
+	writeKeyFile(t, dir, 7, 2, 16)
+	e := newEnv(t, dir, nil)
+	e.key(t, 7, 1) // version 1 loaded, version 2 not
+	e.fake.set(func(f *fakeKMS) { f.decErr = &mock.Error{Code: "KMSInternalException", Message: "down"} })
+	_, before := e.fake.calls()
+	if v := e.m.LatestKeyVersion(7); v != 1 {
+		t.Fatalf("during the outage LatestKeyVersion = %d, want the loaded version 1", v)
+	}
+	if _, after := e.fake.calls(); after != before+1 {
+		t.Fatalf("%d Decrypt calls, want 1 (version 2 only)", after-before)
+	}
+	// Nothing loaded below: invalid, and no KMS call for older versions.
+	dir2 := t.TempDir()
+	writeKeyFile(t, dir2, 8, 1, 16)
+	writeKeyFile(t, dir2, 8, 2, 16)
+	e2 := newEnv(t, dir2, nil)
+	e2.fake.set(func(f *fakeKMS) { f.decErr = &mock.Error{Code: "KMSInternalException", Message: "down"} })
+	if v := e2.m.LatestKeyVersion(8); v != keys.VersionInvalid {
+		t.Fatalf("nothing loaded: LatestKeyVersion = %d, want VersionInvalid", v)
+	}
+	e2.fake.wantCalls(t, 0, 1)
+
+	e.fake.set(func(f *fakeKMS) { f.decErr = nil })
+	e.clock.Advance(retryMax)
+	if v := e.m.LatestKeyVersion(7); v != 2 {
+		t.Fatalf("after KMS is back LatestKeyVersion = %d, want 2", v)
 	}
 }

@@ -8,8 +8,6 @@ import (
 	"sort"
 	"sync"
 	"time"
-
-	"github.com/mariadb-go/aws_key_management/internal/keyfile"
 )
 
 // PreloadConfig bounds Preload.
@@ -53,9 +51,8 @@ func throttled(err error) bool {
 
 // transient reports whether trying the same unwrap again may succeed.
 func transient(err error) bool {
-	if err == nil || errors.Is(err, keyfile.ErrNotFound) || errors.Is(err, keyfile.ErrEmpty) ||
-		errors.Is(err, keyfile.ErrTooLarge) || errors.Is(err, keyfile.ErrNotRegular) {
-		return false
+	if err == nil || errors.Is(err, errKeyFile) || errors.Is(err, errBackoff) {
+		return false // a file problem does not go away by waiting
 	}
 	var api APIError
 	if errors.As(err, &api) {

@@ -288,3 +288,30 @@ func TestPreloadRidesOutAnOutage(t *testing.T) {
 		t.Fatalf("%d Decrypt calls, want 33 (25 failed + 8)", c)
 	}
 }
+
+// A key file that cannot be read (a symlink loop here) is a file problem:
+// Preload does not wait for it to get better.
+func TestPreloadDoesNotRetryFileErrors(t *testing.T) {
+	kms := &slowKMS{delay: time.Millisecond}
+	m, _, dir := preloadEnv(t, kms, 3, 1)
+	p := filepath.Join(dir, "aws-kms-key.2.1")
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(p, p); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	start := time.Now()
+	res := m.Preload(ctx, keys.PreloadConfig{Parallel: 2})
+	if res.Loaded != 2 || res.Failed != 1 {
+		t.Fatalf("Preload = %+v, want 2 loaded, 1 failed", res)
+	}
+	if time.Since(start) > waitLimit/2 {
+		t.Fatalf("Preload waited %v on a file error", time.Since(start))
+	}
+	if c := kms.calls.Load(); c != 2 {
+		t.Fatalf("%d Decrypt calls, want 2", c)
+	}
+}
