@@ -125,7 +125,7 @@ cpu=$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 mariadb=$(/usr/sbin/mariadbd --version 2>/dev/null | sed 's/^.*Ver //' || echo unknown)
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 dirty=""
-if [ -n "$(git --no-optional-locks status --porcelain 2>/dev/null)" ]; then
+if [ -n "$(git --no-optional-locks status --porcelain -- . ':!docs/PERFORMANCE.md' 2>/dev/null)" ]; then
   dirty=" plus uncommitted changes in the working tree"
 fi
 
