@@ -25,7 +25,7 @@ const (
 type Settings struct {
 	MasterKeyID    string
 	KeySpec        string // "AES_128" or "AES_256"
-	LogLevel       LogLevel
+	LogLevel       int // aws_key_management_log_level: 0 Off .. 6 Trace
 	RequestTimeout time.Duration // 0 = SDK default
 	Region         string
 	EndpointURL    string
@@ -33,29 +33,6 @@ type Settings struct {
 	MockBuild      bool   // aws_key_management_mock exists
 	Mock           bool   // aws_key_management_mock=ON
 	MockFaults     string
-}
-
-// LogLevel is aws_key_management_log_level: Off(0) .. Trace(6).
-type LogLevel int
-
-// Log levels, as the variable names them.
-const (
-	LogOff LogLevel = iota
-	LogFatal
-	LogError
-	LogWarn
-	LogInfo
-	LogDebug
-	LogTrace
-)
-
-var logLevelNames = [...]string{"Off", "Fatal", "Error", "Warn", "Info", "Debug", "Trace"}
-
-func (l LogLevel) String() string {
-	if l < 0 || int(l) >= len(logLevelNames) {
-		return fmt.Sprintf("LogLevel(%d)", int(l))
-	}
-	return logLevelNames[l]
 }
 
 var keySpecNames = [...]string{"AES_128", "AES_256"}
@@ -92,8 +69,9 @@ func CurrentKeySpec() string {
 	return keySpecNames[0]
 }
 
-// CurrentLogLevel reads aws_key_management_log_level now (it is dynamic).
-func CurrentLogLevel() LogLevel { return LogLevel(C.akm_log_level()) }
+// CurrentLogLevel reads aws_key_management_log_level now (it is dynamic):
+// 0 Off, 1 Fatal, 2 Error, 3 Warn, 4 Info, 5 Debug, 6 Trace.
+func CurrentLogLevel() int { return int(C.akm_log_level()) }
 
 // Log writes to the server: Note, Warning and Error to the error log only,
 // ClientError and ClientWarning to the current statement.
@@ -142,7 +120,7 @@ func akmGoInit() (ret C.int) {
 	s := Settings{
 		MasterKeyID:    C.GoString(cs.master_key_id),
 		KeySpec:        CurrentKeySpec(),
-		LogLevel:       LogLevel(cs.log_level),
+		LogLevel:       int(cs.log_level),
 		RequestTimeout: time.Duration(cs.request_timeout) * time.Millisecond,
 		Region:         C.GoString(cs.region),
 		EndpointURL:    C.GoString(cs.endpoint_url),
