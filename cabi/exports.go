@@ -24,8 +24,8 @@ const (
 // Settings are the system variables' values at plugin init.
 type Settings struct {
 	MasterKeyID    string
-	KeySpec        string // "AES_128" or "AES_256"
-	LogLevel       int // aws_key_management_log_level: 0 Off .. 6 Trace
+	KeySpec        string        // "AES_128" or "AES_256"
+	LogLevel       int           // aws_key_management_log_level: 0 Off .. 6 Trace
 	RequestTimeout time.Duration // 0 = SDK default
 	Region         string
 	EndpointURL    string
