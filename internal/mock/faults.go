@@ -33,7 +33,8 @@ var knownOps = map[string]bool{OpGenerate: true, OpDecrypt: true, "*": true}
 // ParseFaults reads the fault language: directives separated by ';',
 //
 //	disable=<master key id>          the key is disabled
-//	fail=<Op>:<Exception>[:<count>]  Op fails count times (default: for good)
+//	fail=<Op>:<Exception>[:<count>]  Op fails count times (default: for good);
+//	                                 the exception Panic makes it panic instead
 //	delay=<Op>:<milliseconds>        Op takes that long (bounded by the call's timeout)
 //	datakey=<hex>                    new data keys have this plaintext
 //

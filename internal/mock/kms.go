@@ -19,6 +19,10 @@ const (
 	OpDecrypt  = "Decrypt"
 )
 
+// PanicCode, as the exception of a fail= fault, makes the operation panic
+// instead of returning an error.
+const PanicCode = "Panic"
+
 // blobMagic starts every blob the mock makes.
 var blobMagic = []byte("AKMMOCK1")
 
@@ -79,6 +83,11 @@ func (k *KMS) begin(ctx context.Context, op, cmk string) error {
 			t.Stop()
 			return fmt.Errorf("mock %s: %w", op, ctx.Err())
 		}
+	}
+	if e, ok := fail.(*Error); ok && e.Code == PanicCode {
+		// For tests of the plugin's recover paths: a panic in Go must
+		// never take mariadbd down.
+		panic("mock KMS: injected panic in " + op)
 	}
 	if fail != nil {
 		return fail

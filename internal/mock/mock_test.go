@@ -629,3 +629,25 @@ func FuzzOpen(f *testing.F) {
 		}
 	})
 }
+
+// fail=<Op>:Panic makes the operation panic (the plugin's recover paths
+// are tested with it), count times.
+func TestFaultPanic(t *testing.T) {
+	k := mock.New()
+	f, err := mock.ParseFaults("fail=GenerateDataKeyWithoutPlaintext:Panic:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.SetFaults(f)
+	func() {
+		defer func() {
+			if r := recover(); r == nil {
+				t.Fatal("no panic")
+			}
+		}()
+		k.GenerateDataKeyWithoutPlaintext(context.Background(), "alias/x", "AES_128")
+	}()
+	if _, err := k.GenerateDataKeyWithoutPlaintext(context.Background(), "alias/x", "AES_128"); err != nil {
+		t.Fatalf("after the one panic: %v", err)
+	}
+}

@@ -343,6 +343,17 @@ int main(int argc, char **argv)
         "failed rotation writes no file and keeps version 3");
   set_global_str("mock_faults", "");
 
+  /* A panic in Go (injected in the mock) is recovered at the boundary:
+     an error code and one log line, and the next call works. */
+  clear_msgs();
+  set_global_str("mock_faults", "fail=GenerateDataKeyWithoutPlaintext:Panic:1");
+  CHECK(enc->get_latest_key_version(55) == ENCRYPTION_KEY_VERSION_INVALID,
+        "a panic inside get_latest_key_version returns VERSION_INVALID");
+  CHECK(find_msg("AWS KMS plugin: internal error in get_latest_key_version: mock KMS: injected panic") >= 0,
+        "the panic is logged once, naming the entry point");
+  set_global_str("mock_faults", "");
+  CHECK(enc->get_latest_key_version(55) == 1, "after the panic key 55 is created normally");
+
   /* An empty master key id: no key, upstream's error. */
   clear_msgs();
   set_global_str("master_key_id", "");
