@@ -79,13 +79,19 @@ func (m *Manager) Preload(ctx context.Context, cfg PreloadConfig) PreloadResult 
 		cfg.Backoff = 100 * time.Millisecond
 	}
 	start := time.Now()
+	// The versions on disk, not 1..latest: versions need not be
+	// contiguous (old ones pruned), and a stray huge version number must
+	// not turn into billions of lookups.
+	entries, err := m.cfg.Store.Scan()
+	if err != nil {
+		m.cfg.Log.Warning("AWS KMS plugin: " + err.Error() + "; keys are unwrapped on first use")
+		return PreloadResult{Elapsed: time.Since(start)}
+	}
 	m.mu.RLock()
 	var work []uint64
-	for id, latest := range m.latest {
-		for ver := uint32(1); ver <= latest; ver++ {
-			if v := m.keys[kv(id, ver)]; v == nil || v.key == nil {
-				work = append(work, kv(id, ver))
-			}
+	for _, e := range entries {
+		if v := m.keys[kv(e.ID, e.Version)]; v == nil || v.key == nil {
+			work = append(work, kv(e.ID, e.Version))
 		}
 	}
 	m.mu.RUnlock()

@@ -315,3 +315,29 @@ func TestPreloadDoesNotRetryFileErrors(t *testing.T) {
 		t.Fatalf("%d Decrypt calls, want 2", c)
 	}
 }
+
+// Preload unwraps the versions that are on disk, not 1..latest: a gap
+// (old versions pruned) or a huge version number costs nothing extra.
+func TestPreloadVersionsOnDiskOnly(t *testing.T) {
+	kms := &slowKMS{delay: time.Millisecond}
+	m, log, dir := preloadEnv(t, kms, 0, 0)
+	writeKeyFile(t, dir, 4, 1, 16)
+	writeKeyFile(t, dir, 4, 1000, 16)
+	writeKeyFile(t, dir, 5, 4294967294, 16)
+	if err := m.Open(); err != nil {
+		t.Fatal(err)
+	}
+	var res keys.PreloadResult
+	within(t, "Preload", func() {
+		res = m.Preload(context.Background(), keys.PreloadConfig{Parallel: 2})
+	})
+	if res.Versions != 3 || res.Loaded != 3 || res.Failed != 0 {
+		t.Fatalf("Preload = %+v, want the 3 versions on disk", res)
+	}
+	if c := kms.calls.Load(); c != 3 {
+		t.Fatalf("%d Decrypt calls, want 3", c)
+	}
+	if w := log.of("Warning"); len(w) != 0 {
+		t.Fatalf("warnings: %v", w)
+	}
+}
