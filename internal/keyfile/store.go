@@ -34,6 +34,7 @@ var (
 	ErrEmpty      = errors.New("key file is empty")
 	ErrTooLarge   = fmt.Errorf("key file is larger than %d bytes", MaxBlobSize)
 	ErrNotRegular = errors.New("not a regular file")
+	ErrSymlink    = errors.New("is a symbolic link; key files are read only as regular files (replace the link with the file it points to)")
 )
 
 // Store is a directory of key files. Its methods are safe for concurrent
@@ -56,34 +57,57 @@ func New(dir string) *Store {
 	return &Store{dir: dir}
 }
 
-// Dir is the directory the store reads and writes.
-func (s *Store) Dir() string { return s.dir }
-
 // Path is the path of a key version's file.
 func (s *Store) Path(id, version uint32) string {
 	return filepath.Join(s.dir, Name(id, version))
 }
 
 // Scan lists the key files in the directory, sorted by id then version.
-// Names that do not parse are ignored, as upstream ignores them.
+// Names that are not key file names are ignored, as upstream ignores them.
 func (s *Store) Scan() ([]Entry, error) {
+	l, err := s.List()
+	return l.Entries, err
+}
+
+// Listing is what List finds.
+type Listing struct {
+	Entries []Entry // key files, sorted by id then version
+	// Ignored are names of the form aws-kms-key.<digits>.<digits> that
+	// are not key file names: leading zeros (the plugin would open
+	// another name for that version), a zero, a number above 32 bits, a
+	// version above MaxVersion. Each deserves a warning.
+	Ignored []Ignored
+}
+
+// Ignored is a key-file-like name that List refused, and why.
+type Ignored struct {
+	Name   string
+	Reason error
+}
+
+// List is Scan with the key-file-like names it ignored.
+func (s *Store) List() (Listing, error) {
 	des, err := os.ReadDir(s.dir)
 	if err != nil {
-		return nil, fmt.Errorf("scanning key directory %s: %w", s.dir, err)
+		return Listing{}, fmt.Errorf("scanning key directory %s: %w", s.dir, err)
 	}
-	var out []Entry
+	var l Listing
 	for _, de := range des {
-		if id, ver, ok := ParseName(de.Name()); ok {
-			out = append(out, Entry{ID: id, Version: ver})
+		id, ver, err := parseName(de.Name())
+		switch {
+		case err == nil:
+			l.Entries = append(l.Entries, Entry{ID: id, Version: ver})
+		case !errors.Is(err, errNotKeyName):
+			l.Ignored = append(l.Ignored, Ignored{Name: de.Name(), Reason: err})
 		}
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].ID != out[j].ID {
-			return out[i].ID < out[j].ID
+	sort.Slice(l.Entries, func(i, j int) bool {
+		if l.Entries[i].ID != l.Entries[j].ID {
+			return l.Entries[i].ID < l.Entries[j].ID
 		}
-		return out[i].Version < out[j].Version
+		return l.Entries[i].Version < l.Entries[j].Version
 	})
-	return out, nil
+	return l, nil
 }
 
 // Latest returns the highest version of key id on disk, 0 if none.
@@ -106,14 +130,18 @@ func (s *Store) Latest(id uint32) (uint32, error) {
 // ErrTooLarge, a short read or the system error.
 func (s *Store) Read(id, version uint32) ([]byte, error) {
 	path := s.Path(id, version)
-	// O_NONBLOCK: opening a FIFO (or a symlink to one) that has a key
-	// file's name must fail the type check below, not block the caller
-	// (at plugin start, the server) until some writer opens it. It changes
-	// nothing for regular files.
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	// O_NONBLOCK: opening a FIFO that has a key file's name must fail
+	// the type check below, not block the caller (at plugin start, the
+	// server) until some writer opens it. It changes nothing for regular
+	// files. O_NOFOLLOW: a link would let whoever can write the directory
+	// (or the link's target) choose the key a version decrypts to.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW, 0)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
 			return nil, fmt.Errorf("reading %s: %w", path, ErrNotFound)
+		case errors.Is(err, syscall.ELOOP):
+			return nil, fmt.Errorf("reading %s: %w", path, ErrSymlink)
 		}
 		return nil, fmt.Errorf("reading %s: %w", path, err)
 	}
@@ -147,7 +175,7 @@ func (s *Store) Read(id, version uint32) ([]byte, error) {
 // crash at any point leaves either no file for the version or a complete
 // one (plus, at worst, a temporary file that CleanTemp removes).
 func (s *Store) Create(id, version uint32, blob []byte) error {
-	if id == 0 || version == 0 || version == InvalidVersion {
+	if id == 0 || version == 0 || version > MaxVersion {
 		// Such a file would never be found again (ParseName refuses it).
 		return fmt.Errorf("creating key file for key %d, version %d: not a valid key id and version", id, version)
 	}
@@ -160,7 +188,7 @@ func (s *Store) Create(id, version uint32, blob []byte) error {
 	if _, err := rand.Read(rnd[:]); err != nil {
 		return fmt.Errorf("creating %s: %w", final, err)
 	}
-	tmp := final + tempMarker + hex.EncodeToString(rnd[:])
+	tmp := final + tempMarker + hex.EncodeToString(rnd[:]) // see tempName
 	if err := writeSynced(tmp, blob); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("creating %s: %w", final, err)
@@ -245,8 +273,30 @@ func syncDir(dir string) error {
 	return nil
 }
 
+// tempSuffixLen is the length of the hex part of a temporary name: 6
+// random bytes.
+const tempSuffixLen = 12
+
+// tempName reports whether name is exactly a temporary name Create makes:
+// a key file name, tempMarker, 12 lowercase hex digits.
+func tempName(name string) bool {
+	base, suffix, found := strings.Cut(name, tempMarker)
+	if !found || len(suffix) != tempSuffixLen {
+		return false
+	}
+	for i := 0; i < len(suffix); i++ {
+		if c := suffix[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	_, _, ok := ParseName(base)
+	return ok
+}
+
 // CleanTemp removes temporary files left by a Create that was interrupted
-// (a crash or kill -9) and returns their names.
+// (a crash or kill -9) and returns their names. Only regular files named
+// exactly as Create names them are removed: an operator's own copy
+// (aws-kms-key.1.1.tmp-backup, say) stays.
 func (s *Store) CleanTemp() ([]string, error) {
 	des, err := os.ReadDir(s.dir)
 	if err != nil {
@@ -255,11 +305,7 @@ func (s *Store) CleanTemp() ([]string, error) {
 	var removed []string
 	for _, de := range des {
 		name := de.Name()
-		base, _, found := strings.Cut(name, tempMarker)
-		if !found || !de.Type().IsRegular() {
-			continue
-		}
-		if _, _, ok := ParseName(base); !ok {
+		if !de.Type().IsRegular() || !tempName(name) {
 			continue
 		}
 		if err := os.Remove(filepath.Join(s.dir, name)); err != nil {

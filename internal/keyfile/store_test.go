@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -61,7 +62,7 @@ func TestCreateNeverReplaces(t *testing.T) {
 		t.Fatalf("file replaced: %q", got)
 	}
 	// No temporary file is left behind by the failed create.
-	des, _ := os.ReadDir(s.Dir())
+	des, _ := os.ReadDir(s.dir)
 	if len(des) != 1 {
 		t.Fatalf("directory has %d entries, want 1", len(des))
 	}
@@ -150,7 +151,12 @@ func TestReadUnreadable(t *testing.T) {
 func TestCleanTemp(t *testing.T) {
 	dir := t.TempDir()
 	s := New(dir)
-	for _, n := range []string{"aws-kms-key.1.1.tmp-0a0b0c", "aws-kms-key.2.1", "other.tmp-1", "aws-kms-key.x.tmp-1"} {
+	// Only names exactly as Create makes them go: an operator's own copies
+	// (other suffixes, capital hex, a non-canonical key file name) stay.
+	keep := []string{"aws-kms-key.2.1", "other.tmp-1", "aws-kms-key.x.tmp-1", "aws-kms-key.1.1.tmp-backup",
+		"aws-kms-key.1.1.tmp-0a0b0c", "aws-kms-key.1.1.tmp-0A0B0C0D0E0F", "aws-kms-key.1.1.tmp-0a0b0c0d0e0f0",
+		"aws-kms-key.01.1.tmp-0a0b0c0d0e0f", "aws-kms-key.1.1.tmp-0a0b0c0d0e0f.orig"}
+	for _, n := range append([]string{"aws-kms-key.1.1.tmp-0a0b0c0d0e0f"}, keep...) {
 		if err := os.WriteFile(filepath.Join(dir, n), []byte("x"), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -159,10 +165,10 @@ func TestCleanTemp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(removed, []string{"aws-kms-key.1.1.tmp-0a0b0c"}) {
+	if !reflect.DeepEqual(removed, []string{"aws-kms-key.1.1.tmp-0a0b0c0d0e0f"}) {
 		t.Errorf("removed %v", removed)
 	}
-	for _, n := range []string{"aws-kms-key.2.1", "other.tmp-1", "aws-kms-key.x.tmp-1"} {
+	for _, n := range keep {
 		if _, err := os.Stat(filepath.Join(dir, n)); err != nil {
 			t.Errorf("%s was removed: %v", n, err)
 		}
@@ -228,5 +234,21 @@ func TestLatest(t *testing.T) {
 	}
 	if _, err := New(filepath.Join(t.TempDir(), "gone")).Latest(1); err == nil {
 		t.Fatal("Latest on a missing directory: no error")
+	}
+}
+
+// Create refuses what ParseName would not find again.
+func TestCreateRefusesUnreadableNames(t *testing.T) {
+	s := New(t.TempDir())
+	for _, c := range [][2]uint32{{0, 1}, {1, 0}, {1, MaxVersion + 1}, {1, InvalidVersion}} {
+		if err := s.Create(c[0], c[1], []byte("x")); err == nil || !strings.Contains(err.Error(), "not a valid key id and version") {
+			t.Errorf("Create(%d, %d) = %v, want a refusal", c[0], c[1], err)
+		}
+	}
+	if err := s.Create(1, MaxVersion, []byte("x")); err != nil {
+		t.Errorf("Create(1, MaxVersion) = %v", err)
+	}
+	if v, err := s.Latest(1); v != MaxVersion || err != nil {
+		t.Errorf("Latest = %d, %v; want MaxVersion", v, err)
 	}
 }
