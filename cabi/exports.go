@@ -9,10 +9,10 @@ package cabi
 import "C"
 
 import (
-	"fmt"
-	"runtime/debug"
 	"time"
 	"unsafe"
+
+	"github.com/mariadb-go/aws_key_management/internal/logtext"
 )
 
 // Codes returned to the server (plugin_encryption.h).
@@ -24,13 +24,10 @@ const (
 // Settings are the system variables' values at plugin init.
 type Settings struct {
 	MasterKeyID    string
-	KeySpec        string        // "AES_128" or "AES_256"
-	LogLevel       int           // aws_key_management_log_level: 0 Off .. 6 Trace
 	RequestTimeout time.Duration // 0 = SDK default
 	Region         string
 	EndpointURL    string
 	KeyfileDir     string // "" = the datadir
-	MockBuild      bool   // aws_key_management_mock exists
 	Mock           bool   // aws_key_management_mock=ON
 	MockFaults     string
 }
@@ -73,13 +70,23 @@ func CurrentKeySpec() string {
 // 0 Off, 1 Fatal, 2 Error, 3 Warn, 4 Info, 5 Debug, 6 Trace.
 func CurrentLogLevel() int { return int(C.akm_log_level()) }
 
-// Log writes to the server: Note, Warning and Error to the error log only,
-// ClientError and ClientWarning to the current statement.
+// Log writes to the server: Note, Warning, Error and KMSError to the
+// error log only, ClientError and ClientWarning to the current statement.
+// It is the one place the plugin's prefix is added: "AWS KMS plugin: "
+// before error-log lines, and the C++ plugin's own "AWS KMS plugin : "
+// before its line for a failed KMS call (DBAs' log filters look for it).
+// Client messages are given as they are, as upstream gives them.
 type Log struct{}
 
-func (Log) Note(msg string)          { logKind(C.AKM_LOG_NOTE, msg) }
-func (Log) Warning(msg string)       { logKind(C.AKM_LOG_WARNING, msg) }
-func (Log) Error(msg string)         { logKind(C.AKM_LOG_ERROR, msg) }
+const (
+	prefix    = "AWS KMS plugin: "
+	prefixKMS = "AWS KMS plugin : "
+)
+
+func (Log) Note(msg string)          { logKind(C.AKM_LOG_NOTE, prefix+msg) }
+func (Log) Warning(msg string)       { logKind(C.AKM_LOG_WARNING, prefix+msg) }
+func (Log) Error(msg string)         { logKind(C.AKM_LOG_ERROR, prefix+msg) }
+func (Log) KMSError(msg string)      { logKind(C.AKM_LOG_ERROR, prefixKMS+msg) }
 func (Log) ClientError(msg string)   { logKind(C.AKM_LOG_CLIENT_ERROR, msg) }
 func (Log) ClientWarning(msg string) { logKind(C.AKM_LOG_CLIENT_WARNING, msg) }
 
@@ -89,50 +96,38 @@ func logKind(kind C.int, msg string) {
 	C.akm_log(kind, cs)
 }
 
-// recovered turns a panic in a shim into one error-log line. Use as
+// recovered turns a panic in a shim into one error-log line naming the
+// value and the panic site. Use as
 // `defer recovered("get_key", func() { ret = code })`.
 func recovered(op string, fail func()) {
 	if r := recover(); r != nil {
-		Log{}.Error(fmt.Sprintf("AWS KMS plugin: internal error in %s: %v; the call failed, the server goes on. %s",
-			op, r, firstFrames(debug.Stack())))
+		Log{}.Error("internal error in " + op + ": " + logtext.Panic(r) + "; the call failed, the server goes on")
 		fail()
 	}
-}
-
-// firstFrames keeps a stack short enough for one log line.
-func firstFrames(stack []byte) string {
-	const max = 400
-	if len(stack) > max {
-		stack = stack[:max]
-	}
-	return string(stack)
 }
 
 //export akmGoInit
 func akmGoInit() (ret C.int) {
 	defer recovered("plugin init", func() { ret = 1 })
 	if plugin == nil {
-		Log{}.Error("AWS KMS plugin: no implementation registered")
+		Log{}.Error("no implementation registered")
 		return 1
 	}
 	var cs C.struct_akm_settings
 	C.akm_get_settings(&cs)
 	s := Settings{
 		MasterKeyID:    C.GoString(cs.master_key_id),
-		KeySpec:        CurrentKeySpec(),
-		LogLevel:       int(cs.log_level),
 		RequestTimeout: time.Duration(cs.request_timeout) * time.Millisecond,
 		Region:         C.GoString(cs.region),
 		EndpointURL:    C.GoString(cs.endpoint_url),
 		KeyfileDir:     C.GoString(cs.keyfile_dir),
-		MockBuild:      cs.mock >= 0,
 		Mock:           cs.mock > 0,
 	}
 	if cs.mock_faults != nil {
 		s.MockFaults = C.GoString(cs.mock_faults)
 	}
 	if err := plugin.Init(s); err != nil {
-		Log{}.Error("AWS KMS plugin: " + err.Error())
+		Log{}.Error(err.Error())
 		return 1
 	}
 	return 0

@@ -38,6 +38,6 @@ func newAWS(s cabi.Settings, log cabi.Log) (keys.KMS, error) {
 	if err != nil {
 		return nil, err
 	}
-	log.Note("AWS KMS plugin: " + c.Description)
+	log.Note(c.Description)
 	return c, nil
 }

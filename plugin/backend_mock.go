@@ -18,7 +18,7 @@ func newBackend(s cabi.Settings, log cabi.Log) (keys.KMS, error) {
 	if err := m.SetFaultSpec(s.MockFaults, true); err != nil {
 		return nil, err
 	}
-	log.Note("AWS KMS plugin: using the mock KMS (aws_key_management_mock=ON); keys are not protected by AWS")
+	log.Note("using the mock KMS (aws_key_management_mock=ON); keys are not protected by AWS")
 	return m, nil
 }
 

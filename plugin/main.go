@@ -32,7 +32,18 @@ type faultSetter interface {
 
 var errNotMock = errors.New("the mock KMS is not in use (aws_key_management_mock=OFF)")
 
+// maxMasterKeyID is the longest KeyId KMS takes; a SET GLOBAL of a longer
+// aws_key_management_master_key_id is refused by plugin.c's check.
+const maxMasterKeyID = 2048
+
+// deinitWait bounds how long Deinit waits for calls in flight (their KMS
+// calls are cancelled first, so this is for disk I/O that hangs).
+const deinitWait = 5 * time.Second
+
 func (a *app) Init(s cabi.Settings) error {
+	if len(s.MasterKeyID) > maxMasterKeyID {
+		return fmt.Errorf("aws_key_management_master_key_id has %d characters; a KMS key id, ARN or alias has at most %d", len(s.MasterKeyID), maxMasterKeyID)
+	}
 	a.masterKeyID.Store(&s.MasterKeyID)
 	log := cabi.Log{}
 	kms, err := newBackend(s, log)
@@ -43,7 +54,7 @@ func (a *app) Init(s cabi.Settings) error {
 	var cache keys.Cache
 	cCache, cLocked, err := cabi.OpenKeyCache()
 	if err != nil {
-		log.Warning("AWS KMS plugin: " + err.Error() + "; every key request enters Go")
+		log.Warning(err.Error() + "; every key request enters Go")
 	} else {
 		cache = cCache
 	}
@@ -68,13 +79,13 @@ func (a *app) Init(s cabi.Settings) error {
 	goLocked, lockErr := mgr.KeyMemory()
 	switch {
 	case goLocked && (cache == nil || cLocked):
-		log.Note("AWS KMS plugin: plaintext keys are kept in locked memory (never swapped), excluded from core dumps")
+		log.Note("plaintext keys are kept in locked memory (never swapped), excluded from core dumps")
 	default:
 		why := "mlock refused"
 		if lockErr != nil {
 			why = lockErr.Error()
 		}
-		log.Warning("AWS KMS plugin: plaintext keys could not be locked in memory (" + why +
+		log.Warning("plaintext keys could not be locked in memory (" + why +
 			"): they may be written to swap; raise the server's RLIMIT_MEMLOCK (systemd: LimitMEMLOCK=). They stay excluded from core dumps")
 	}
 	a.mu.Lock()
@@ -101,7 +112,7 @@ func preload(mgr *keys.Manager, kms keys.KMS, s cabi.Settings, log cabi.Log) {
 	if res.Versions == 0 {
 		return
 	}
-	msg := fmt.Sprintf("AWS KMS plugin: unwrapped %d of %d key versions at start in %v (%d KMS calls at most in flight)",
+	msg := fmt.Sprintf("unwrapped %d of %d key versions at start in %v (%d KMS calls at most in flight)",
 		res.Loaded, res.Versions, res.Elapsed.Round(time.Millisecond), preloadParallel)
 	if res.Failed > 0 {
 		log.Warning(msg + fmt.Sprintf("; %d failed and will be tried again on first use", res.Failed))
@@ -121,7 +132,7 @@ func (a *app) Deinit() {
 	a.mgr = nil
 	a.mu.Unlock()
 	if mgr != nil {
-		mgr.Close()
+		mgr.Close(deinitWait)
 	}
 }
 

@@ -1,6 +1,7 @@
 package keys
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"syscall"
@@ -14,14 +15,20 @@ const madvDontDump = 16
 // arenaChunk is the size of one mapping: 2048 keys of up to 32 bytes.
 const arenaChunk = 64 << 10
 
+// errArenaClosed: the plugin stopped; no key may be stored any more.
+var errArenaClosed = errors.New("key memory is closed")
+
 // keyArena holds plaintext keys outside the Go heap, in anonymous
 // mappings that are mlock()ed (never written to swap) and MADV_DONTDUMP
-// (left out of core dumps). Keys get fixed 32-byte slots; a released slot
-// is wiped at once. The garbage collector never moves or copies them.
+// (left out of core dumps). Keys get fixed 32-byte slots: the KMS backend
+// writes a key straight into one (alloc), so no other copy of it is made
+// by the plugin; a slot given back (release) is wiped at once. The garbage
+// collector never moves or copies them.
 type keyArena struct {
 	mu     sync.Mutex
 	chunks [][]byte
 	free   [][]byte // wiped slots
+	closed bool
 	// locked is false when mlock failed (RLIMIT_MEMLOCK); lockErr says why.
 	locked  bool
 	lockErr error
@@ -29,13 +36,13 @@ type keyArena struct {
 
 func newKeyArena() *keyArena { return &keyArena{locked: true} }
 
-// store copies key into a slot and wipes the source.
-func (a *keyArena) store(key []byte) ([]byte, error) {
-	if len(key) > MaxKeyLength {
-		return nil, fmt.Errorf("key of %d bytes does not fit a %d-byte slot", len(key), MaxKeyLength)
-	}
+// alloc returns a wiped slot of MaxKeyLength bytes.
+func (a *keyArena) alloc() ([]byte, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if a.closed {
+		return nil, errArenaClosed
+	}
 	if len(a.free) == 0 {
 		if err := a.grow(); err != nil {
 			return nil, err
@@ -43,11 +50,10 @@ func (a *keyArena) store(key []byte) ([]byte, error) {
 	}
 	slot := a.free[len(a.free)-1]
 	a.free = a.free[:len(a.free)-1]
-	n := copy(slot, key)
-	wipe(key)
-	return slot[:n:n], nil
+	return slot, nil
 }
 
+// grow maps one more chunk. Called with a.mu held.
 func (a *keyArena) grow() error {
 	b, err := syscall.Mmap(-1, 0, arenaChunk, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANON)
 	if err != nil {
@@ -67,7 +73,8 @@ func (a *keyArena) grow() error {
 	return nil
 }
 
-// release wipes a slot and makes it free.
+// release wipes a slot (or any key of this arena, by its capacity) and
+// makes it free. A key that is not from the arena is only wiped.
 func (a *keyArena) release(key []byte) {
 	if cap(key) == 0 {
 		return
@@ -75,34 +82,38 @@ func (a *keyArena) release(key []byte) {
 	slot := key[:cap(key)]
 	wipe(slot)
 	a.mu.Lock()
-	a.free = append(a.free, slot)
-	a.mu.Unlock()
+	defer a.mu.Unlock()
+	if !a.closed && cap(slot) == MaxKeyLength && a.owns(slot) {
+		a.free = append(a.free, slot)
+	}
 }
 
-// close wipes and unmaps everything. No slot may be used afterwards.
-func (a *keyArena) close() {
-	a.mu.Lock()
-	defer a.mu.Unlock()
+// owns reports whether slot lies in one of the chunks. Called with a.mu
+// held.
+func (a *keyArena) owns(slot []byte) bool {
+	p := uintptr(unsafe.Pointer(unsafe.SliceData(slot)))
 	for _, c := range a.chunks {
-		wipe(c)
-		syscall.Munmap(c)
-	}
-	a.chunks, a.free = nil, nil
-}
-
-// contains reports whether b lies in the arena (for tests).
-func (a *keyArena) contains(b []byte) bool {
-	if len(b) == 0 {
-		return false
-	}
-	p := uintptr(unsafe.Pointer(&b[0]))
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	for _, c := range a.chunks {
-		start := uintptr(unsafe.Pointer(&c[0]))
+		start := uintptr(unsafe.Pointer(unsafe.SliceData(c)))
 		if p >= start && p < start+uintptr(len(c)) {
 			return true
 		}
 	}
 	return false
+}
+
+// close wipes every chunk and stores nothing more. With unmap, the chunks
+// are unmapped; without (a call that may still write a key into a slot is
+// in flight), they stay mapped, wiped, so that a late write cannot fault:
+// the late caller wipes its slot itself when it finds the manager closed.
+func (a *keyArena) close(unmap bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.closed = true
+	for _, c := range a.chunks {
+		wipe(c)
+		if unmap {
+			syscall.Munmap(c)
+		}
+	}
+	a.chunks, a.free = nil, nil
 }

@@ -5,9 +5,12 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"unsafe"
+
+	"github.com/mariadb-go/aws_key_management/internal/keyfile"
 )
 
 // vmFlags returns the VmFlags of the mapping of this process holding p.
@@ -47,23 +50,27 @@ func has(flags []string, f string) bool {
 	return false
 }
 
+// contains reports whether b lies in the arena.
+func (a *keyArena) contains(b []byte) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(b) > 0 && a.owns(b)
+}
+
 // Keys live in a mapping marked "dd" (MADV_DONTDUMP: not in core dumps)
-// and "lo" (mlock: never swapped) when locking is allowed; the caller's
-// copy is wiped, and a released slot is wiped.
+// and "lo" (mlock: never swapped) when locking is allowed; a released
+// slot is wiped and reused.
 func TestArenaDontDumpLockedWiped(t *testing.T) {
 	a := newKeyArena()
-	defer a.close()
-	src := bytes.Repeat([]byte{0xA5}, 32)
-	key, err := a.store(src)
+	defer a.close(true)
+	key, err := a.alloc()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(src, make([]byte, 32)) {
-		t.Fatal("the source copy of the key was not wiped")
+	if len(key) != MaxKeyLength || !bytes.Equal(key, make([]byte, MaxKeyLength)) || !a.contains(key) {
+		t.Fatal("slot of the wrong size, not wiped, or outside the arena")
 	}
-	if !bytes.Equal(key, bytes.Repeat([]byte{0xA5}, 32)) || !a.contains(key) {
-		t.Fatal("stored key wrong or outside the arena")
-	}
+	copy(key, bytes.Repeat([]byte{0xA5}, 32))
 	flags := vmFlags(t, uintptr(unsafe.Pointer(&key[0])))
 	if !has(flags, "dd") {
 		t.Fatalf("key mapping flags %v lack dd (MADV_DONTDUMP)", flags)
@@ -76,40 +83,89 @@ func TestArenaDontDumpLockedWiped(t *testing.T) {
 	case !a.locked:
 		t.Logf("mlock refused (%v): RLIMIT_MEMLOCK; the plugin warns about this", a.lockErr)
 	}
-	slot := key[:cap(key)]
-	a.release(key)
-	if !bytes.Equal(slot, make([]byte, len(slot))) {
+	a.release(key[:16]) // a key cut to its length gives back the whole slot
+	if !bytes.Equal(key, make([]byte, MaxKeyLength)) {
 		t.Fatal("released slot not wiped")
+	}
+	again, err := a.alloc()
+	if err != nil || &again[0] != &key[0] {
+		t.Fatalf("released slot not reused (%v)", err)
 	}
 }
 
-// The arena grows past one chunk and reuses released slots.
-func TestArenaGrowsAndReuses(t *testing.T) {
+// The arena grows past one chunk; memory that is not from the arena is
+// wiped on release but never becomes a slot.
+func TestArenaGrowsAndReleases(t *testing.T) {
 	a := newKeyArena()
-	defer a.close()
+	defer a.close(true)
 	n := arenaChunk/MaxKeyLength + 10
 	keys := make([][]byte, 0, n)
 	for i := 0; i < n; i++ {
-		k, err := a.store([]byte(fmt.Sprintf("key-%08d", i)))
+		k, err := a.alloc()
 		if err != nil {
 			t.Fatal(err)
 		}
+		copy(k, fmt.Sprintf("key-%08d", i))
 		keys = append(keys, k)
 	}
 	if len(a.chunks) != 2 {
 		t.Fatalf("%d chunks for %d keys", len(a.chunks), n)
 	}
 	for i, k := range keys {
-		if string(k) != fmt.Sprintf("key-%08d", i) {
+		if !strings.HasPrefix(string(k), fmt.Sprintf("key-%08d", i)) {
 			t.Fatalf("key %d overwritten: %q", i, k)
 		}
 	}
 	free := len(a.free)
-	a.release(keys[0])
-	if _, err := a.store([]byte("again")); err != nil || len(a.free) != free {
-		t.Fatalf("released slot not reused (free %d -> %d, %v)", free, len(a.free), err)
-	}
-	if _, err := a.store(make([]byte, 33)); err == nil {
-		t.Fatal("a 33-byte key was accepted")
+	heap := bytes.Repeat([]byte{7}, MaxKeyLength)
+	a.release(heap)
+	if !bytes.Equal(heap, make([]byte, MaxKeyLength)) || len(a.free) != free {
+		t.Fatalf("heap memory: wiped %v, free list %d -> %d", bytes.Equal(heap, make([]byte, MaxKeyLength)), free, len(a.free))
 	}
 }
+
+// After close, nothing is handed out and releases only wipe; without
+// unmap (a call was still in flight) the memory stays mapped and wiped.
+func TestArenaClose(t *testing.T) {
+	a := newKeyArena()
+	k, err := a.alloc()
+	if err != nil {
+		t.Fatal(err)
+	}
+	copy(k, "secret")
+	a.close(false)
+	if !bytes.Equal(k, make([]byte, MaxKeyLength)) {
+		t.Fatal("close did not wipe a slot in use")
+	}
+	copy(k, "late") // a late write must not fault
+	a.release(k)
+	if !bytes.Equal(k, make([]byte, MaxKeyLength)) || len(a.free) != 0 {
+		t.Fatal("a release after close kept the slot or did not wipe it")
+	}
+	if _, err := a.alloc(); err != errArenaClosed {
+		t.Fatalf("alloc after close = %v", err)
+	}
+}
+
+// An Open that fails gives its key memory back (it used to keep the
+// first chunk mapped for good).
+func TestOpenFailureReleasesKeyMemory(t *testing.T) {
+	m := New(Config{Store: keyfile.New(filepath.Join(t.TempDir(), "missing")), Log: nopLog{}})
+	if err := m.Open(); err == nil {
+		t.Fatal("Open of a missing directory succeeded")
+	}
+	m.arena.mu.Lock()
+	defer m.arena.mu.Unlock()
+	if len(m.arena.chunks) != 0 || !m.arena.closed {
+		t.Fatalf("after a failed Open: %d chunks mapped, closed %v", len(m.arena.chunks), m.arena.closed)
+	}
+}
+
+type nopLog struct{}
+
+func (nopLog) Note(string)          {}
+func (nopLog) Warning(string)       {}
+func (nopLog) Error(string)         {}
+func (nopLog) KMSError(string)      {}
+func (nopLog) ClientError(string)   {}
+func (nopLog) ClientWarning(string) {}

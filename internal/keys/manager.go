@@ -9,9 +9,11 @@ import (
 	"time"
 
 	"github.com/mariadb-go/aws_key_management/internal/keyfile"
+	"github.com/mariadb-go/aws_key_management/internal/logtext"
 )
 
-// Return codes of the encryption plugin API (plugin_encryption.h).
+// Return codes of the encryption plugin API (plugin_encryption.h; the ABI
+// layer checks them against the server's header at compile time).
 const (
 	// VersionInvalid is ENCRYPTION_KEY_VERSION_INVALID.
 	VersionInvalid = keyfile.InvalidVersion
@@ -23,27 +25,37 @@ const (
 const MaxKeyLength = 32
 
 // KMS is what the manager needs from a key management service: the two
-// calls the C++ plugin makes. keySpec is "AES_128" or "AES_256".
+// calls the C++ plugin makes.
 type KMS interface {
+	// GenerateDataKeyWithoutPlaintext returns a new data key wrapped
+	// under masterKeyID; keySpec is "AES_128" or "AES_256".
 	GenerateDataKeyWithoutPlaintext(ctx context.Context, masterKeyID, keySpec string) ([]byte, error)
-	Decrypt(ctx context.Context, blob []byte) ([]byte, error)
+	// Decrypt unwraps blob into dst (MaxKeyLength bytes of locked
+	// memory) and returns the key's length; a key that does not fit is
+	// an error. On error dst may hold anything: the caller wipes it.
+	Decrypt(ctx context.Context, blob, dst []byte) (int, error)
 }
 
-// APIError is the shape of a KMS service error (smithy.APIError has it,
-// and so does the mock's error type): an exception name and a message.
-type APIError interface {
+// KMSError is what the manager needs to know of a failed KMS call. The
+// backends' errors (internal/kmserr) implement it; its Error text is the
+// line the C++ plugin logged after its "AWS KMS plugin : " prefix.
+type KMSError interface {
 	error
-	ErrorCode() string
-	ErrorMessage() string
+	// Transient: the same call may succeed later (throttling, KMS
+	// internal errors, timeouts, network errors).
+	Transient() bool
 }
 
-// Logger receives the plugin's messages. Note, Warning and Error go to the
-// server's error log only; ClientError and ClientWarning go to the client
-// of the statement that caused them (the error log when there is none).
+// Logger receives the plugin's messages, without a prefix: the ABI layer
+// adds "AWS KMS plugin: " to Note, Warning and Error, and the C++
+// plugin's "AWS KMS plugin : " to KMSError. Those go to the server's error
+// log only; ClientError and ClientWarning go, as given, to the client of
+// the statement that caused them (the error log when there is none).
 type Logger interface {
 	Note(msg string)
 	Warning(msg string)
 	Error(msg string)
+	KMSError(msg string)
 	ClientError(msg string)
 	ClientWarning(msg string)
 }
@@ -73,8 +85,9 @@ type Config struct {
 }
 
 // Cache is a copy of the loaded keys that is read elsewhere (the C side of
-// the plugin). Put and SetLatest are called with the manager's lock held,
-// Put before the SetLatest that names its version.
+// the plugin). Put, SetLatest and Reset are called with the manager's lock
+// held, Put before the SetLatest that names its version, and never after
+// Reset.
 type Cache interface {
 	Put(id, ver uint32, key []byte)
 	SetLatest(id, ver uint32)
@@ -86,15 +99,27 @@ type Manager struct {
 	cfg Config
 
 	mu     sync.RWMutex
+	closed bool
 	latest map[uint32]uint32   // key id -> highest version that exists
+	best   map[uint32]uint32   // key id -> highest version loaded
 	keys   map[uint64]*version // (id, version) -> state of that version
 	// genRetry holds the backoff of key ids whose version 1 could not be
 	// generated, so that page writes do not call KMS for each page.
 	genRetry map[uint32]*version
+	// background holds the versions being unwrapped off the lookup path.
+	background map[uint64]bool
 
 	locks sync.Map // lockKey -> *sync.Mutex: one per key id (generation) or version (unwrap)
 
-	arena *keyArena // where plaintext keys live: locked, not dumped
+	arena    *keyArena // where plaintext keys live: locked, not dumped
+	heapOnce sync.Once // the warning that a key is kept in ordinary memory
+
+	// calls counts the calls in flight (entry points and background
+	// unwraps), so that Close can wait for them; base is the parent of
+	// every KMS call's context, cancelled by Close.
+	calls sync.WaitGroup
+	base  context.Context
+	stop  context.CancelFunc
 }
 
 type version struct {
@@ -122,39 +147,49 @@ func New(cfg Config) *Manager {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	base, stop := context.WithCancel(context.Background())
 	return &Manager{
-		arena:    newKeyArena(),
-		cfg:      cfg,
-		latest:   make(map[uint32]uint32),
-		keys:     make(map[uint64]*version),
-		genRetry: make(map[uint32]*version),
+		arena:      newKeyArena(),
+		cfg:        cfg,
+		latest:     make(map[uint32]uint32),
+		best:       make(map[uint32]uint32),
+		keys:       make(map[uint64]*version),
+		genRetry:   make(map[uint32]*version),
+		background: make(map[uint64]bool),
+		base:       base,
+		stop:       stop,
 	}
 }
 
 // Open scans the key directory: it learns which key ids and versions exist
-// (nothing is unwrapped yet, as upstream) and removes temporary files left
-// by an interrupted write.
+// (nothing is unwrapped yet, as upstream), warns about names it ignores,
+// and removes temporary files left by an interrupted write. On error the
+// Manager holds nothing and must not be used.
 func (m *Manager) Open() error {
 	m.arena.mu.Lock()
 	err := m.arena.grow() // so that KeyMemory can tell at once
 	m.arena.mu.Unlock()
 	if err != nil {
-		m.cfg.Log.Warning("AWS KMS plugin: " + err.Error() + "; keys are kept in ordinary memory")
+		m.cfg.Log.Warning(err.Error() + "; keys are kept in ordinary memory")
 	}
 	removed, err := m.cfg.Store.CleanTemp()
 	for _, name := range removed {
-		m.cfg.Log.Note(fmt.Sprintf("AWS KMS plugin: removed %s, left over from an interrupted key file write", name))
+		m.cfg.Log.Note(fmt.Sprintf("removed %s, left over from an interrupted key file write", name))
 	}
 	if err != nil {
-		m.cfg.Log.Warning("AWS KMS plugin: " + err.Error())
+		m.cfg.Log.Warning(err.Error())
 	}
-	entries, err := m.cfg.Store.Scan()
+	listing, err := m.cfg.Store.List()
 	if err != nil {
+		m.arena.close(true)
 		return fmt.Errorf("opening key store: %w", err)
+	}
+	for _, ig := range listing.Ignored {
+		m.cfg.Log.Warning(fmt.Sprintf("ignoring %s: %v; rename or remove it", ig.Name, ig.Reason))
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for _, e := range entries {
+	for _, e := range listing.Entries {
 		if e.Version > m.latest[e.ID] {
 			m.latest[e.ID] = e.Version
 		}
@@ -162,22 +197,66 @@ func (m *Manager) Open() error {
 	return nil
 }
 
-// Close wipes every plaintext key (here and in the Cache) and forgets
-// all state.
-func (m *Manager) Close() {
+// Close stops the Manager: calls that arrive later fail, KMS calls in
+// flight are cancelled, every plaintext key is wiped (here and in the
+// Cache), and Close waits up to wait for the calls in flight to end. A
+// call that ends later finds the Manager closed: it wipes what it got and
+// publishes nothing.
+func (m *Manager) Close(wait time.Duration) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	if m.closed {
+		m.mu.Unlock()
+		return
+	}
+	m.closed = true
 	if m.cfg.Cache != nil {
 		m.cfg.Cache.Reset()
 	}
 	for _, v := range m.keys {
 		wipe(v.key)
 	}
-	m.arena.close()
 	m.keys = make(map[uint64]*version)
 	m.latest = make(map[uint32]uint32)
+	m.best = make(map[uint32]uint32)
 	m.genRetry = make(map[uint32]*version)
+	m.mu.Unlock()
+
+	m.stop()
+	done := make(chan struct{})
+	go func() {
+		m.calls.Wait()
+		close(done)
+	}()
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-done:
+		m.arena.close(true)
+	case <-t.C:
+		// A call still runs (a hung disk, say). Its key slot must stay
+		// mapped: it may still be written. It is wiped now and again by
+		// that call when it ends.
+		m.arena.close(false)
+		m.cfg.Log.Warning(fmt.Sprintf("stopped with key calls still in flight after %v; what they return is wiped and dropped", wait))
+	}
 }
+
+// enter registers a call in flight; it returns false once the Manager is
+// closed. Every enter that returns true needs a leave.
+func (m *Manager) enter() bool {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.closed {
+		return false
+	}
+	m.calls.Add(1)
+	return true
+}
+
+func (m *Manager) leave() { m.calls.Done() }
+
+// errClosed: the Manager was closed while the call ran.
+var errClosed = errors.New("the plugin is stopping")
 
 // KeyMemory tells whether plaintext keys are in locked memory; when not,
 // err says why (typically RLIMIT_MEMLOCK, LimitMEMLOCK= in systemd).
@@ -187,13 +266,29 @@ func (m *Manager) KeyMemory() (locked bool, err error) {
 	return m.arena.locked && len(m.arena.chunks) > 0, m.arena.lockErr
 }
 
-// keep moves a fresh plaintext key into the arena (wiping the source) and
-// publishes it to the Cache. Called with m.mu held for writing.
-func (m *Manager) keep(id, ver uint32, key []byte) []byte {
-	if stored, err := m.arena.store(key); err == nil {
-		key = stored
-	} else {
-		m.cfg.Log.Warning("AWS KMS plugin: " + err.Error() + "; this key is kept in ordinary memory")
+// slot returns memory for one plaintext key: a slot of the locked arena,
+// or, if no more can be mapped, ordinary memory (with one warning).
+func (m *Manager) slot() ([]byte, error) {
+	s, err := m.arena.alloc()
+	switch {
+	case err == nil:
+		return s, nil
+	case errors.Is(err, errArenaClosed):
+		return nil, errClosed
+	}
+	m.heapOnce.Do(func() {
+		m.cfg.Log.Warning(err.Error() + "; keys loaded from now on are kept in ordinary memory")
+	})
+	return make([]byte, MaxKeyLength), nil
+}
+
+// keep stores a fresh plaintext key (a slot from m.slot, cut to its
+// length) and publishes it to the Cache. Called with m.mu held for
+// writing. Once closed, the key is wiped and dropped: false.
+func (m *Manager) keep(id, ver uint32, key []byte) bool {
+	if m.closed {
+		m.arena.release(key)
+		return false
 	}
 	v := m.keys[kv(id, ver)]
 	if v == nil {
@@ -204,13 +299,16 @@ func (m *Manager) keep(id, ver uint32, key []byte) []byte {
 	if ver > m.latest[id] {
 		m.latest[id] = ver
 	}
+	if ver > m.best[id] {
+		m.best[id] = ver
+	}
 	if m.cfg.Cache != nil {
 		m.cfg.Cache.Put(id, ver, key)
 		if ver == m.latest[id] {
 			m.cfg.Cache.SetLatest(id, ver)
 		}
 	}
-	return key
+	return true
 }
 
 func wipe(b []byte) {
@@ -232,7 +330,7 @@ func (m *Manager) KeyIDs() []uint32 {
 }
 
 // cached returns the plaintext of a version if it is loaded, and the
-// latest version of the key id.
+// latest version of the key id (ver 0 means the latest).
 func (m *Manager) cached(id, ver uint32) (key []byte, latest uint32) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
@@ -246,65 +344,130 @@ func (m *Manager) cached(id, ver uint32) (key []byte, latest uint32) {
 	return key, latest
 }
 
+// state tells, for a key id, its latest version and the highest version
+// that is loaded (0 if none).
+func (m *Manager) state(id uint32) (latest, best uint32) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.latest[id], m.best[id]
+}
+
 // LatestKeyVersion implements get_latest_key_version: the latest version of
 // the key, unwrapped and ready, or VersionInvalid. A key id seen for the
 // first time gets version 1 (when master_key_id is set).
+//
+// It waits for KMS only when it has nothing else to give: a new key id,
+// or a key none of whose versions is loaded. When the latest version is
+// not loaded but an older one is, it answers the older one at once and
+// unwraps the latest in the background; answers switch to the latest as
+// soon as it is loaded.
 func (m *Manager) LatestKeyVersion(id uint32) uint32 {
 	if id == 0 {
 		return VersionInvalid // not a key id: no file name parses to it
 	}
-	key, latest := m.cached(id, 0)
-	if key != nil {
-		return latest
+	if !m.enter() {
+		return VersionInvalid
 	}
+	defer m.leave()
+	latest, best := m.state(id)
 	if latest == 0 {
 		var ok bool
 		if latest, ok = m.createFirst(id); !ok {
 			return VersionInvalid
 		}
+		_, best = m.state(id)
 	}
-	_, err := m.unwrapErr(id, latest, false)
+	switch {
+	case best == latest:
+		return latest
+	case best != 0:
+		m.unwrapLater(id, latest)
+		return best
+	}
+	err := m.unwrap(id, latest, false)
 	if err == nil {
 		return latest
 	}
 	return m.fallback(id, latest, err)
 }
 
-// maxFallback bounds how many older versions LatestKeyVersion looks at.
+// unwrapLater starts unwrapping a version in the background unless that
+// is under way already or the version failed recently (its backoff).
+func (m *Manager) unwrapLater(id, ver uint32) {
+	k := kv(id, ver)
+	m.mu.RLock()
+	busy := m.background[k] || m.inBackoff(k)
+	m.mu.RUnlock()
+	if busy {
+		return
+	}
+	m.mu.Lock()
+	if m.closed || m.background[k] || m.inBackoff(k) {
+		m.mu.Unlock()
+		return
+	}
+	m.background[k] = true
+	m.calls.Add(1)
+	m.mu.Unlock()
+	go func() {
+		defer m.calls.Done()
+		var err error
+		defer func() {
+			if r := recover(); r != nil {
+				m.cfg.Log.Error("internal error while unwrapping a key in the background: " + logtext.Panic(r))
+			}
+			m.mu.Lock()
+			delete(m.background, k)
+			m.mu.Unlock()
+		}()
+		err = m.unwrap(id, ver, false)
+		if err != nil && !errors.Is(err, errBackoff) && !errors.Is(err, errClosed) {
+			if _, best := m.state(id); best != 0 && best < ver {
+				m.noteFallback(id, ver, best)
+			}
+		}
+	}()
+}
+
+// inBackoff reports whether a version failed recently and is not to be
+// tried yet. Called with m.mu held.
+func (m *Manager) inBackoff(k uint64) bool {
+	v := m.keys[k]
+	return v != nil && v.key == nil && m.cfg.Now().Before(v.retryAt)
+}
+
+// maxFallback bounds how many older versions LatestKeyVersion unwraps
+// when the latest version's file is unusable.
 const maxFallback = 16
 
 // fallback picks the version to encrypt with when the latest one cannot
-// be unwrapped: the highest older version that can. InnoDB remembers an
-// "invalid" answer for a tablespace and never asks again (a later write
-// stops the server), so an older, good key is the safer answer. While
-// KMS is failing only versions already loaded are used (no KMS calls);
-// when the latest file itself is damaged, older versions are unwrapped.
-// The latest version is tried again after its backoff, and used as soon
-// as it unwraps.
+// be unwrapped and no older one is loaded: the highest older version that
+// can. InnoDB remembers an "invalid" answer for a tablespace and never
+// asks again (a later write stops the server), so an older, good key is
+// the safer answer. While KMS is failing no further KMS calls are made
+// (they would fail too); when the latest file itself is damaged, older
+// versions are unwrapped. The latest version is tried again after its
+// backoff, and used as soon as it unwraps.
 func (m *Manager) fallback(id, latest uint32, cause error) uint32 {
-	permanent := !transient(cause) && !errors.Is(cause, errBackoff)
+	if _, best := m.state(id); best != 0 {
+		return best // loaded meanwhile
+	}
+	if transient(cause) || errors.Is(cause, errBackoff) || errors.Is(cause, errClosed) {
+		return VersionInvalid
+	}
 	for v := latest - 1; v >= 1 && latest-v <= maxFallback; v-- {
-		if key, _ := m.cached(id, v); key != nil {
-			m.noteFallback(id, latest, v, cause)
+		if err := m.unwrap(id, v, false); err == nil {
+			m.noteFallback(id, latest, v)
 			return v
-		}
-		if permanent {
-			if _, err := m.unwrapErr(id, v, false); err == nil {
-				m.noteFallback(id, latest, v, cause)
-				return v
-			}
 		}
 	}
 	return VersionInvalid
 }
 
-// noteFallback logs a fallback when it follows a real attempt (not every
-// page write during a backoff).
-func (m *Manager) noteFallback(id, latest, used uint32, cause error) {
-	if errors.Is(cause, errBackoff) {
-		return
-	}
-	m.cfg.Log.Warning(fmt.Sprintf("AWS KMS plugin: key %d, version %d cannot be used now; new data is encrypted with version %d until it can", id, latest, used))
+// noteFallback logs that a key is used at an older version, after a real
+// attempt at the latest one failed.
+func (m *Manager) noteFallback(id, latest, used uint32) {
+	m.cfg.Log.Warning(fmt.Sprintf("key %d, version %d cannot be used now; new data is encrypted with version %d until it can", id, latest, used))
 }
 
 // GetKey implements get_key: it copies the key into dst and returns its
@@ -315,10 +478,14 @@ func (m *Manager) GetKey(id, ver uint32, dst []byte) (uint32, uint32) {
 	if id == 0 || ver == 0 || ver == VersionInvalid {
 		return 0, VersionInvalid
 	}
+	if !m.enter() {
+		return 0, VersionInvalid
+	}
+	defer m.leave()
 	if n, code, ok := m.copyKey(id, ver, dst); ok {
 		return n, code
 	}
-	if _, ok := m.unwrap(id, ver); !ok {
+	if err := m.unwrap(id, ver, false); err != nil {
 		return 0, VersionInvalid
 	}
 	if n, code, ok := m.copyKey(id, ver, dst); ok {
@@ -351,11 +518,12 @@ func (m *Manager) lock(k lockKey) *sync.Mutex {
 	return mu
 }
 
+// ctx bounds one KMS operation; Close cancels it.
 func (m *Manager) ctx() (context.Context, context.CancelFunc) {
 	if m.cfg.Timeout > 0 {
-		return context.WithTimeout(context.Background(), m.cfg.Timeout)
+		return context.WithTimeout(m.base, m.cfg.Timeout)
 	}
-	return context.WithCancel(context.Background())
+	return context.WithCancel(m.base)
 }
 
 // backoff returns how long to wait after n consecutive failures.
@@ -375,111 +543,144 @@ var errKeyFile = errors.New("key file")
 // errBackoff: the version failed to unwrap recently and is not tried yet.
 var errBackoff = errors.New("unwrap failed recently; waiting before the next attempt")
 
-// unwrap loads a version from its file and KMS Decrypt. One caller per
-// version does the work; the others wait for it and then read the cache.
-func (m *Manager) unwrap(id, ver uint32) ([]byte, bool) {
-	key, err := m.unwrapErr(id, ver, false)
-	return key, err == nil
+// loadedOrBackoff tells whether a version needs an unwrap now: nil if it
+// is loaded, errBackoff if it failed recently (unless force), errClosed.
+// need is true when the caller should unwrap it.
+func (m *Manager) loadedOrBackoff(id, ver uint32, force bool) (need bool, err error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	switch v := m.keys[kv(id, ver)]; {
+	case m.closed:
+		return false, errClosed
+	case v != nil && v.key != nil:
+		return false, nil
+	case !force && m.inBackoff(kv(id, ver)):
+		return false, errBackoff // failed recently: do not hammer KMS
+	}
+	return true, nil
 }
 
-// unwrapErr is unwrap with the reason; force ignores the backoff of an
-// earlier failure (Preload's own retries).
-func (m *Manager) unwrapErr(id, ver uint32, force bool) ([]byte, error) {
+// unwrap loads a version from its file and KMS Decrypt; nil means it is
+// loaded. One caller per version does the work; the others wait for it.
+// A version that failed recently is not tried before its backoff ends
+// (checked before waiting), unless force (Preload's own retries).
+func (m *Manager) unwrap(id, ver uint32, force bool) error {
+	if need, err := m.loadedOrBackoff(id, ver, force); !need {
+		return err
+	}
 	mu := m.lock(lockKey{'u', id, ver})
 	defer mu.Unlock()
-
-	m.mu.RLock()
-	v := m.keys[kv(id, ver)]
-	var key []byte
-	var retryAt time.Time
-	if v != nil {
-		key, retryAt = v.key, v.retryAt
-	}
-	m.mu.RUnlock()
-	if key != nil {
-		return key, nil
-	}
-	if !force && m.cfg.Now().Before(retryAt) {
-		return nil, errBackoff // failed recently: do not hammer KMS
+	if need, err := m.loadedOrBackoff(id, ver, force); !need {
+		return err // done (or failed) by the caller we waited for
 	}
 
 	key, err := m.readAndDecrypt(id, ver)
 	if errors.Is(err, keyfile.ErrNotFound) {
-		m.cfg.Log.Warning(fmt.Sprintf("AWS KMS plugin: key %d, version %d does not exist: %v", id, ver, err))
-		return nil, err // nothing recorded: no phantom versions
+		m.cfg.Log.Warning(fmt.Sprintf("key %d, version %d does not exist: %v", id, ver, err))
+		return err // nothing recorded: no phantom versions
+	}
+	if errors.Is(err, errClosed) {
+		return err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	v = m.keys[kv(id, ver)]
-	if v == nil {
-		v = &version{}
-		m.keys[kv(id, ver)] = v
-	}
 	if err != nil {
+		if m.closed {
+			return errClosed
+		}
+		v := m.keys[kv(id, ver)]
+		if v == nil {
+			v = &version{}
+			m.keys[kv(id, ver)] = v
+		}
 		v.failures++
 		v.retryAt = m.cfg.Now().Add(m.backoff(v.failures))
-		m.cfg.Log.Warning(fmt.Sprintf("AWS KMS plugin: key %d, version %d could not be decrypted", id, ver))
-		return nil, err
+		m.cfg.Log.Warning(fmt.Sprintf("key %d, version %d could not be decrypted", id, ver))
+		return err
 	}
 	// A file that exists and unwraps is a real version (for example
 	// written by another server sharing keyfile_dir): keep may move
 	// "latest" to it. Only proven versions do; upstream let any request.
-	key = m.keep(id, ver, key)
-	m.cfg.Log.Note(fmt.Sprintf("AWS KMS plugin: loaded key %d, version %d, key length %d bit", id, ver, len(key)*8))
-	return key, nil
+	if !m.keep(id, ver, key) {
+		return errClosed
+	}
+	m.cfg.Log.Note(fmt.Sprintf("loaded key %d, version %d, key length %d bit", id, ver, len(key)*8))
+	return nil
 }
 
-// readAndDecrypt reads a key file and unwraps it. Errors other than a
-// missing file are logged here with the file or KMS detail.
+// readAndDecrypt reads a key file and unwraps it into a key slot. Errors
+// other than a missing file are logged here with the file or KMS detail.
 func (m *Manager) readAndDecrypt(id, ver uint32) ([]byte, error) {
 	blob, err := m.cfg.Store.Read(id, ver)
 	if err != nil {
 		if !errors.Is(err, keyfile.ErrNotFound) {
 			// A damaged file is this version's problem only: a warning
 			// naming the file and the reason, and the server goes on.
-			m.cfg.Log.Warning("AWS KMS plugin: invalid key file: " + err.Error())
+			m.cfg.Log.Warning("invalid key file: " + err.Error())
 		}
 		return nil, fmt.Errorf("%w: %w", errKeyFile, err)
 	}
 	ctx, cancel := m.ctx()
 	defer cancel()
-	key, err := m.cfg.KMS.Decrypt(ctx, blob)
+	key, err := m.decrypt(ctx, blob, " ("+keyfile.Name(id, ver)+")")
 	if err != nil {
-		// Upstream's words, then the file (upstream did not say which).
-		m.cfg.Log.Error(FormatKMSError("Decrypt", err) + " (" + keyfile.Name(id, ver) + ")")
 		return nil, fmt.Errorf("decrypting %s: %w", keyfile.Name(id, ver), err)
 	}
-	if err := checkKeyLength(key); err != nil {
-		wipe(key)
-		m.cfg.Log.Error(fmt.Sprintf("AWS KMS plugin: %s: %v", keyfile.Name(id, ver), err))
+	if n := len(key); n != 16 && n != 32 {
+		m.arena.release(key)
+		err := fmt.Errorf("decrypted key has %d bytes; keys of this plugin have 16 (AES_128) or 32 (AES_256)", n)
+		m.cfg.Log.Error(fmt.Sprintf("%s: %v", keyfile.Name(id, ver), err))
 		return nil, fmt.Errorf("%w: %w", errKeyFile, err)
 	}
 	return key, nil
 }
 
-func checkKeyLength(key []byte) error {
-	switch len(key) {
-	case 16, 24, 32:
-		return nil
+// decrypt unwraps blob into a fresh key slot and returns the key. A KMS
+// failure is logged, in upstream's words followed by where.
+func (m *Manager) decrypt(ctx context.Context, blob []byte, where string) ([]byte, error) {
+	slot, err := m.slot()
+	if err != nil {
+		return nil, err
 	}
-	if len(key) > MaxKeyLength {
-		return fmt.Errorf("encoding key too large (%d bytes, at most %d)", len(key), MaxKeyLength)
+	n, err := m.cfg.KMS.Decrypt(ctx, blob, slot)
+	if err != nil {
+		m.arena.release(slot)
+		if m.base.Err() != nil {
+			return nil, errClosed // cancelled by Close: nothing to log
+		}
+		m.logKMS(err, where)
+		return nil, err
 	}
-	return fmt.Errorf("decrypted key has %d bytes; an AES key has 16, 24 or 32", len(key))
+	if n <= 0 || n > len(slot) {
+		m.arena.release(slot)
+		err := fmt.Errorf("KMS Decrypt returned a key of %d bytes", n)
+		m.cfg.Log.Error(err.Error() + where)
+		return nil, err
+	}
+	return slot[:n:n], nil
 }
 
-// FormatKMSError renders a KMS failure in upstream's words:
-// "AWS KMS plugin : KMS Client API 'Decrypt' failed : <Exception> - <message>".
-// Errors without an exception name (network, timeout) show their text.
-func FormatKMSError(op string, err error) string {
-	var api APIError
-	if errors.As(err, &api) {
-		return fmt.Sprintf("AWS KMS plugin : KMS Client API '%s' failed : %s - %s", op, api.ErrorCode(), api.ErrorMessage())
+// logKMS logs a failed KMS call: the backend's own text (upstream's
+// words) when it has one.
+func (m *Manager) logKMS(err error, where string) {
+	var ke KMSError
+	if errors.As(err, &ke) {
+		m.cfg.Log.KMSError(ke.Error() + where)
+		return
 	}
-	if errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Sprintf("AWS KMS plugin : KMS Client API '%s' failed : RequestTimeout - %v", op, err)
+	m.cfg.Log.KMSError(logtext.OneLine(err.Error(), 1024) + where)
+}
+
+// transient reports whether trying the same unwrap again may succeed.
+func transient(err error) bool {
+	if err == nil || errors.Is(err, errKeyFile) || errors.Is(err, errBackoff) || errors.Is(err, errClosed) {
+		return false // a file problem does not go away by waiting
 	}
-	return fmt.Sprintf("AWS KMS plugin : KMS Client API '%s' failed : RequestError - %v", op, err)
+	var ke KMSError
+	if errors.As(err, &ke) {
+		return ke.Transient()
+	}
+	return !errors.Is(err, context.Canceled)
 }
 
 // errNoMasterKey is upstream's error when a key must be generated but
@@ -527,38 +728,54 @@ func (m *Manager) createFirst(id uint32) (uint32, bool) {
 	return 1, true
 }
 
-// generate asks KMS for a new wrapped data key, proves it unwraps, stores
-// it as (id, ver) and publishes it. Nothing is written unless the new key
-// unwraps, and nothing is published unless the file is durable.
+// keySpecLength is the length of a key of an aws_key_management_key_spec.
+func keySpecLength(spec string) int {
+	if spec == "AES_256" {
+		return 32
+	}
+	return 16
+}
+
+// generate asks KMS for a new wrapped data key, proves it unwraps to a key
+// of the requested length, stores it as (id, ver) and publishes it.
+// Nothing is written unless the new key unwraps, and nothing is published
+// unless the file is durable.
 func (m *Manager) generate(id, ver uint32) error {
 	ctx, cancel := m.ctx()
 	defer cancel()
-	blob, err := m.cfg.KMS.GenerateDataKeyWithoutPlaintext(ctx, m.cfg.MasterKeyID(), m.cfg.KeySpec())
+	spec := m.cfg.KeySpec()
+	blob, err := m.cfg.KMS.GenerateDataKeyWithoutPlaintext(ctx, m.cfg.MasterKeyID(), spec)
 	if err != nil {
-		m.cfg.Log.Error(FormatKMSError("GenerateDataKeyWithoutPlaintext", err))
+		if m.base.Err() != nil {
+			return errClosed
+		}
+		m.logKMS(err, "")
 		return fmt.Errorf("generating data key: %w", err)
 	}
-	key, err := m.cfg.KMS.Decrypt(ctx, blob)
+	key, err := m.decrypt(ctx, blob, "")
 	if err != nil {
-		m.cfg.Log.Error(FormatKMSError("Decrypt", err))
 		return fmt.Errorf("decrypting new data key: %w", err)
 	}
-	if err := checkKeyLength(key); err != nil {
-		wipe(key)
-		m.cfg.Log.Error(fmt.Sprintf("AWS KMS plugin: new data key for key id=%d: %v", id, err))
+	if want := keySpecLength(spec); len(key) != want {
+		m.arena.release(key)
+		err := fmt.Errorf("new data key for key id=%d has %d bytes; key_spec %s wants %d", id, len(key), spec, want)
+		m.cfg.Log.Error(err.Error())
 		return err
 	}
 	if err := m.cfg.Store.Create(id, ver, blob); err != nil {
-		wipe(key)
-		m.cfg.Log.Error("AWS KMS plugin: Can't create key file: " + err.Error())
+		m.arena.release(key)
+		m.cfg.Log.Error("Can't create key file: " + err.Error())
 		return err
 	}
-	m.cfg.Log.Note(fmt.Sprintf("AWS KMS plugin: generated encrypted datakey for key id=%d, version=%d", id, ver))
+	m.cfg.Log.Note(fmt.Sprintf("generated encrypted datakey for key id=%d, version=%d", id, ver))
 	m.mu.Lock()
-	key = m.keep(id, ver, key)
+	kept := m.keep(id, ver, key)
 	delete(m.genRetry, id)
 	m.mu.Unlock()
-	m.cfg.Log.Note(fmt.Sprintf("AWS KMS plugin: loaded key %d, version %d, key length %d bit", id, ver, len(key)*8))
+	if !kept {
+		return errClosed
+	}
+	m.cfg.Log.Note(fmt.Sprintf("loaded key %d, version %d, key length %d bit", id, ver, len(key)*8))
 	return nil
 }
 

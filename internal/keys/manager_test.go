@@ -17,6 +17,7 @@ import (
 
 	"github.com/mariadb-go/aws_key_management/internal/keyfile"
 	"github.com/mariadb-go/aws_key_management/internal/keys"
+	"github.com/mariadb-go/aws_key_management/internal/kmserr"
 	"github.com/mariadb-go/aws_key_management/internal/mock"
 )
 
@@ -65,11 +66,11 @@ func (f *fakeKMS) GenerateDataKeyWithoutPlaintext(ctx context.Context, masterKey
 		select {
 		case <-block:
 		case <-ctx.Done():
-			return nil, fmt.Errorf("fake generate: %w", ctx.Err())
+			return nil, kmserr.New("GenerateDataKeyWithoutPlaintext", fmt.Errorf("fake generate: %w", ctx.Err()))
 		}
 	}
 	if err != nil {
-		return nil, err
+		return nil, kmserr.New("GenerateDataKeyWithoutPlaintext", err)
 	}
 	n := 16
 	if keySpec == "AES_256" {
@@ -82,25 +83,28 @@ func (f *fakeKMS) GenerateDataKeyWithoutPlaintext(ctx context.Context, masterKey
 	return mock.Seal(masterKeyID, key)
 }
 
-func (f *fakeKMS) Decrypt(ctx context.Context, blob []byte) ([]byte, error) {
+func (f *fakeKMS) Decrypt(ctx context.Context, blob, dst []byte) (int, error) {
 	f.mu.Lock()
 	f.decCalls++
 	err, n := f.decErr, f.keyLen
 	f.mu.Unlock()
 	if err != nil {
-		return nil, err
+		return 0, kmserr.New("Decrypt", err)
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	key, err := mock.Open(blob)
-	if err != nil {
-		return nil, err
+		return 0, kmserr.New("Decrypt", err)
 	}
 	if n > 0 {
-		key = bytes.Repeat([]byte{0x42}, n)
+		if n > len(dst) {
+			return 0, kmserr.New("Decrypt", fmt.Errorf("a key of %d bytes does not fit", n))
+		}
+		return copy(dst, bytes.Repeat([]byte{0x42}, n)), nil
 	}
-	return key, nil
+	n, err = mock.OpenInto(blob, dst)
+	if err != nil {
+		return 0, kmserr.New("Decrypt", err)
+	}
+	return n, nil
 }
 
 func (f *fakeKMS) calls() (gen, dec int) {
@@ -136,9 +140,11 @@ func (l *fakeLog) add(kind, msg string) {
 	l.mu.Unlock()
 }
 
-func (l *fakeLog) Note(msg string)          { l.add("Note", msg) }
-func (l *fakeLog) Warning(msg string)       { l.add("Warning", msg) }
-func (l *fakeLog) Error(msg string)         { l.add("Error", msg) }
+// The prefixes are the ones the ABI layer's logger adds (cabi.Log).
+func (l *fakeLog) Note(msg string)          { l.add("Note", "AWS KMS plugin: "+msg) }
+func (l *fakeLog) Warning(msg string)       { l.add("Warning", "AWS KMS plugin: "+msg) }
+func (l *fakeLog) Error(msg string)         { l.add("Error", "AWS KMS plugin: "+msg) }
+func (l *fakeLog) KMSError(msg string)      { l.add("Error", "AWS KMS plugin : "+msg) }
 func (l *fakeLog) ClientError(msg string)   { l.add("ClientError", msg) }
 func (l *fakeLog) ClientWarning(msg string) { l.add("ClientWarning", msg) }
 
@@ -233,6 +239,7 @@ type env struct {
 	store  *keyfile.Store
 	master atomic.Pointer[string]
 	spec   atomic.Pointer[string]
+	cfg    keys.Config
 }
 
 type option func(*keys.Config)
@@ -268,11 +275,35 @@ func newEnv(t *testing.T, dir string, kms keys.KMS, opts ...option) *env {
 	for _, o := range opts {
 		o(&cfg)
 	}
+	e.cfg = cfg
 	e.m = keys.New(cfg)
 	if err := e.m.Open(); err != nil {
 		t.Fatalf("Open: %v", err)
 	}
 	return e
+}
+
+// reopen closes the Manager and makes a new one over the same directory,
+// KMS, log and clock, as a plugin restart does.
+func (e *env) reopen(t *testing.T) {
+	t.Helper()
+	e.m.Close(waitLimit)
+	e.m = keys.New(e.cfg)
+	if err := e.m.Open(); err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+}
+
+// eventually waits (bounded) until cond holds.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(waitLimit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, waitLimit)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 func (e *env) setMaster(s string) { e.master.Store(&s) }
@@ -547,7 +578,7 @@ func TestOpenLearnsExistingVersions(t *testing.T) {
 	}
 	first.wantLatest(t, 1, 2)
 	k11, k12, k21 := first.key(t, 1, 1), first.key(t, 1, 2), first.key(t, 2, 1)
-	first.m.Close()
+	first.m.Close(waitLimit)
 
 	e := newEnv(t, dir, nil)
 	if ids := e.m.KeyIDs(); !reflect.DeepEqual(ids, []uint32{1, 2, 300000}) {
@@ -574,16 +605,16 @@ func TestOpenLearnsExistingVersions(t *testing.T) {
 func TestOpenRemovesTempFiles(t *testing.T) {
 	dir := t.TempDir()
 	for name, data := range map[string]string{
-		"aws-kms-key.1.1.tmp-abc": "partial",
-		"aws-kms-key.2.1":         "", // a key file, possibly damaged: kept
-		"notes.tmp-x":             "not ours",
+		"aws-kms-key.1.1.tmp-0123456789ab": "partial",
+		"aws-kms-key.2.1":                  "", // a key file, possibly damaged: kept
+		"notes.tmp-x":                      "not ours",
 	} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
 	e := newEnv(t, dir, nil)
-	if _, err := os.Lstat(filepath.Join(dir, "aws-kms-key.1.1.tmp-abc")); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Lstat(filepath.Join(dir, "aws-kms-key.1.1.tmp-0123456789ab")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("temporary file still there (%v)", err)
 	}
 	for _, keep := range []string{"aws-kms-key.2.1", "notes.tmp-x"} {
@@ -591,7 +622,7 @@ func TestOpenRemovesTempFiles(t *testing.T) {
 			t.Errorf("%s was removed: %v", keep, err)
 		}
 	}
-	e.log.want(t, "Note", "AWS KMS plugin: removed aws-kms-key.1.1.tmp-abc, left over from an interrupted key file write")
+	e.log.want(t, "Note", "AWS KMS plugin: removed aws-kms-key.1.1.tmp-0123456789ab, left over from an interrupted key file write")
 	if n := len(e.log.of("Note")); n != 1 {
 		t.Errorf("%d notes, want 1: %v", n, e.log.all())
 	}
@@ -831,10 +862,7 @@ func TestDecryptFailureBackoff(t *testing.T) {
 	e.fake.wantCalls(t, 0, 7)
 
 	// A failure without an exception name is a RequestError.
-	e.m.Close()
-	if err := e.m.Open(); err != nil {
-		t.Fatal(err)
-	}
+	e.reopen(t)
 	e.fake.set(func(f *fakeKMS) { f.decErr = errors.New("connection reset") })
 	invalid("after reopen")
 	e.log.want(t, "Error", "AWS KMS plugin : KMS Client API 'Decrypt' failed : RequestError - connection reset (aws-kms-key.1.1)")
@@ -968,48 +996,38 @@ func TestFirstVersionRace(t *testing.T) {
 	e.fake.wantCalls(t, 1, 2)
 }
 
-func TestFormatKMSError(t *testing.T) {
-	tests := []struct {
-		name, op string
-		err      error
-		want     string
-	}{
-		{"mock error", "Decrypt", &mock.Error{Code: "NotFoundException", Message: "Key 'x' does not exist"},
-			"AWS KMS plugin : KMS Client API 'Decrypt' failed : NotFoundException - Key 'x' does not exist"},
-		{"wrapped api error", "GenerateDataKeyWithoutPlaintext", fmt.Errorf("generating: %w", apiErr{"DisabledException", "disabled"}),
-			"AWS KMS plugin : KMS Client API 'GenerateDataKeyWithoutPlaintext' failed : DisabledException - disabled"},
-		{"api error wrapping a deadline", "Decrypt", fmt.Errorf("%w: %w", apiErr{"RequestCanceled", "m"}, context.DeadlineExceeded),
-			"AWS KMS plugin : KMS Client API 'Decrypt' failed : RequestCanceled - m"},
-		{"deadline", "Decrypt", context.DeadlineExceeded,
-			"AWS KMS plugin : KMS Client API 'Decrypt' failed : RequestTimeout - context deadline exceeded"},
-		{"wrapped deadline", "GenerateDataKeyWithoutPlaintext", fmt.Errorf("operation error KMS: %w", context.DeadlineExceeded),
-			"AWS KMS plugin : KMS Client API 'GenerateDataKeyWithoutPlaintext' failed : RequestTimeout - operation error KMS: context deadline exceeded"},
-		{"plain", "Decrypt", errors.New("dial tcp 127.0.0.1:1: connection refused"),
-			"AWS KMS plugin : KMS Client API 'Decrypt' failed : RequestError - dial tcp 127.0.0.1:1: connection refused"},
-		{"canceled", "Decrypt", context.Canceled,
-			"AWS KMS plugin : KMS Client API 'Decrypt' failed : RequestError - context canceled"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := keys.FormatKMSError(tc.op, tc.err); got != tc.want {
-				t.Errorf("FormatKMSError = %q\nwant            %q", got, tc.want)
-			}
-		})
-	}
-}
-
 func TestBadKeyLength(t *testing.T) {
 	tests := []struct {
-		n       int
-		ok      bool
-		errText string
+		n  int
+		ok bool
 	}{
-		{0, false, "decrypted key has 0 bytes; an AES key has 16, 24 or 32"},
-		{15, false, "decrypted key has 15 bytes; an AES key has 16, 24 or 32"},
-		{20, false, "decrypted key has 20 bytes; an AES key has 16, 24 or 32"},
-		{24, true, ""},
-		{33, false, "encoding key too large (33 bytes, at most 32)"},
-		{64, false, "encoding key too large (64 bytes, at most 32)"},
+		{0, false},
+		{15, false},
+		{20, false},
+		{24, false}, // an AES key, but no key_spec makes it
+		{33, false},
+		{64, false},
+		{16, true},
+	}
+	// What is logged: the file, or what was asked for; a key too large
+	// for a key slot is refused by the KMS backend itself.
+	stored := func(n int) string {
+		switch {
+		case n == 0:
+			return "AWS KMS plugin: KMS Decrypt returned a key of 0 bytes (aws-kms-key.1.1)"
+		case n > keys.MaxKeyLength:
+			return fmt.Sprintf("AWS KMS plugin : KMS Client API 'Decrypt' failed : RequestError - a key of %d bytes does not fit (aws-kms-key.1.1)", n)
+		}
+		return fmt.Sprintf("AWS KMS plugin: aws-kms-key.1.1: decrypted key has %d bytes; keys of this plugin have 16 (AES_128) or 32 (AES_256)", n)
+	}
+	generated := func(n int) string {
+		switch {
+		case n == 0:
+			return "AWS KMS plugin: KMS Decrypt returned a key of 0 bytes"
+		case n > keys.MaxKeyLength:
+			return fmt.Sprintf("AWS KMS plugin : KMS Client API 'Decrypt' failed : RequestError - a key of %d bytes does not fit", n)
+		}
+		return fmt.Sprintf("AWS KMS plugin: new data key for key id=9 has %d bytes; key_spec AES_128 wants 16", n)
 	}
 	for _, tc := range tests {
 		t.Run(fmt.Sprintf("stored/%d", tc.n), func(t *testing.T) {
@@ -1023,7 +1041,7 @@ func TestBadKeyLength(t *testing.T) {
 				if v != keys.VersionInvalid {
 					t.Fatalf("LatestKeyVersion = %d, want VersionInvalid", v)
 				}
-				e.log.want(t, "Error", "AWS KMS plugin: aws-kms-key.1.1: "+tc.errText)
+				e.log.want(t, "Error", stored(tc.n))
 				e.log.want(t, "Warning", "AWS KMS plugin: key 1, version 1 could not be decrypted")
 				if n, code := e.m.GetKey(1, 1, make([]byte, 64)); code != keys.VersionInvalid {
 					t.Errorf("GetKey = %d, %d", n, code)
@@ -1046,7 +1064,7 @@ func TestBadKeyLength(t *testing.T) {
 				if v != keys.VersionInvalid {
 					t.Fatalf("LatestKeyVersion = %d, want VersionInvalid", v)
 				}
-				e.log.want(t, "Error", "AWS KMS plugin: new data key for key id=9: "+tc.errText)
+				e.log.want(t, "Error", generated(tc.n))
 				if e.exists(9, 1) {
 					t.Errorf("key file written for a key of %d bytes", tc.n)
 				}
@@ -1066,12 +1084,12 @@ type zeroLenKMS struct {
 	zero bool
 }
 
-func (z zeroLenKMS) Decrypt(ctx context.Context, blob []byte) ([]byte, error) {
-	key, err := z.fakeKMS.Decrypt(ctx, blob)
+func (z zeroLenKMS) Decrypt(ctx context.Context, blob, dst []byte) (int, error) {
+	n, err := z.fakeKMS.Decrypt(ctx, blob, dst)
 	if err == nil && z.zero {
-		return []byte{}, nil
+		return 0, nil
 	}
-	return key, err
+	return n, err
 }
 
 func TestRotate(t *testing.T) {
@@ -1183,7 +1201,7 @@ func TestRotateAllGoesOnPastAFailure(t *testing.T) {
 		t.Errorf("aws-kms-key.2.2 exists although its generation failed")
 	}
 	e.log.want(t, "ClientWarning", "Could not generate datakey for key id= 2, ver= 1")
-	e.log.want(t, "ClientWarning", "AWS KMS plugin: 1 of 3 keys could not be rotated; they keep their current version")
+	e.log.want(t, "ClientWarning", "1 of 3 keys could not be rotated; they keep their current version")
 	e.log.want(t, "Error", "AWS KMS plugin : KMS Client API 'GenerateDataKeyWithoutPlaintext' failed : ThrottlingException - slow down")
 	if n := len(e.log.of("ClientWarning")); n != 2 {
 		t.Errorf("%d client warnings, want 2: %v", n, e.log.of("ClientWarning"))
@@ -1246,14 +1264,33 @@ func TestClose(t *testing.T) {
 		blobs[n], _ = os.ReadFile(filepath.Join(e.dir, n))
 	}
 
-	e.m.Close()
-	if ids := e.m.KeyIDs(); len(ids) != 0 {
+	old := e.m
+	e.m.Close(waitLimit)
+	if ids := old.KeyIDs(); len(ids) != 0 {
 		t.Errorf("KeyIDs after Close = %v", ids)
 	}
-	// Close drops the plaintext keys: after Open they are unwrapped again.
-	if err := e.m.Open(); err != nil {
-		t.Fatal(err)
+	// Closed is final: every entry point fails at once, with no KMS call
+	// and no file written.
+	if v := old.LatestKeyVersion(1); v != keys.VersionInvalid {
+		t.Errorf("LatestKeyVersion after Close = %d", v)
 	}
+	if v := old.LatestKeyVersion(3); v != keys.VersionInvalid {
+		t.Errorf("LatestKeyVersion of a new key id after Close = %d", v)
+	}
+	if n, code := old.GetKey(1, 1, make([]byte, 32)); code != keys.VersionInvalid {
+		t.Errorf("GetKey after Close = %d, %d", n, code)
+	}
+	if f := old.Rotate(keys.RotateAll); f == 0 {
+		t.Errorf("Rotate after Close reported success")
+	}
+	e.fake.wantCalls(t, 3, 3)
+	if e.exists(3, 1) || e.exists(1, 3) {
+		t.Errorf("a key file was written after Close")
+	}
+	old.Close(waitLimit) // twice is harmless
+
+	// The next plugin lifetime unwraps them again, to the same keys.
+	e.reopen(t)
 	if ids := e.m.KeyIDs(); !reflect.DeepEqual(ids, []uint32{1, 2}) {
 		t.Errorf("KeyIDs after reopening = %v", ids)
 	}
@@ -1264,14 +1301,6 @@ func TestClose(t *testing.T) {
 		t.Errorf("keys differ after Close and Open")
 	}
 	e.fake.wantCalls(t, 3, 5)
-
-	// A closed Manager that is used without Open finds the newest
-	// version on disk again (unwrapping it anew) and generates nothing.
-	e.m.Close()
-	if v := e.m.LatestKeyVersion(1); v != 2 {
-		t.Errorf("LatestKeyVersion after Close = %d, want 2", v)
-	}
-	e.fake.wantCalls(t, 3, 6)
 	for n, b := range blobs {
 		got, err := os.ReadFile(filepath.Join(e.dir, n))
 		if err != nil || !bytes.Equal(got, b) {
@@ -1365,7 +1394,7 @@ func TestGetKeyDuringClose(t *testing.T) {
 				}
 			}
 		}()
-		e.m.Close()
+		e.m.Close(waitLimit)
 		<-done
 		if bad.Load() != 0 {
 			t.Fatalf("round %d: %d GetKey calls returned a wiped key with code 0", round, bad.Load())
@@ -1424,9 +1453,21 @@ func TestLatestFallsBackDuringOutage(t *testing.T) {
 	if v := e.m.LatestKeyVersion(7); v != 1 {
 		t.Fatalf("during the outage LatestKeyVersion = %d, want the loaded version 1", v)
 	}
+	// Version 2 is tried once, in the background; the failure is logged
+	// with the version in use.
+	eventually(t, "the background unwrap of version 2", func() bool {
+		return len(e.log.of("Warning")) >= 2
+	})
 	if _, after := e.fake.calls(); after != before+1 {
 		t.Fatalf("%d Decrypt calls, want 1 (version 2 only)", after-before)
 	}
+	e.log.want(t, "Warning", "AWS KMS plugin: key 7, version 2 could not be decrypted")
+	e.log.want(t, "Warning", "AWS KMS plugin: key 7, version 2 cannot be used now; new data is encrypted with version 1 until it can")
+	// Within the backoff: version 1 at once, no KMS call.
+	if v := e.m.LatestKeyVersion(7); v != 1 {
+		t.Fatalf("in the backoff LatestKeyVersion = %d, want 1", v)
+	}
+	e.fake.wantCalls(t, 0, before+1)
 	// Nothing loaded below: invalid, and no KMS call for older versions.
 	dir2 := t.TempDir()
 	writeKeyFile(t, dir2, 8, 1, 16)
@@ -1440,7 +1481,8 @@ func TestLatestFallsBackDuringOutage(t *testing.T) {
 
 	e.fake.set(func(f *fakeKMS) { f.decErr = nil })
 	e.clock.Advance(retryMax)
-	if v := e.m.LatestKeyVersion(7); v != 2 {
-		t.Fatalf("after KMS is back LatestKeyVersion = %d, want 2", v)
+	if v := e.m.LatestKeyVersion(7); v != 1 {
+		t.Fatalf("KMS is back, version 2 unwrapping: LatestKeyVersion = %d, want 1 meanwhile", v)
 	}
+	eventually(t, "version 2 once KMS is back", func() bool { return e.m.LatestKeyVersion(7) == 2 })
 }

@@ -2,12 +2,12 @@ package keys
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"math/rand/v2"
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/mariadb-go/aws_key_management/internal/logtext"
 )
 
 // PreloadConfig bounds Preload.
@@ -35,36 +35,6 @@ type PreloadResult struct {
 	Elapsed                  time.Duration
 }
 
-// throttled reports whether a KMS error asks the caller to slow down.
-func throttled(err error) bool {
-	var api APIError
-	if !errors.As(err, &api) {
-		return false
-	}
-	switch api.ErrorCode() {
-	case "ThrottlingException", "Throttling", "ThrottledException", "RequestLimitExceeded",
-		"TooManyRequestsException", "LimitExceededException":
-		return true
-	}
-	return false
-}
-
-// transient reports whether trying the same unwrap again may succeed.
-func transient(err error) bool {
-	if err == nil || errors.Is(err, errKeyFile) || errors.Is(err, errBackoff) {
-		return false // a file problem does not go away by waiting
-	}
-	var api APIError
-	if errors.As(err, &api) {
-		switch api.ErrorCode() {
-		case "KMSInternalException", "DependencyTimeoutException", "KMSInvalidStateException":
-			return true
-		}
-		return throttled(err)
-	}
-	return !errors.Is(err, context.Canceled) // network errors, timeouts
-}
-
 // Preload unwraps every key version on disk, at most cfg.Parallel at a
 // time, so that the server's first requests are served from memory. A
 // throttling or transient error (KMS down, 5xx, network) pauses all
@@ -79,12 +49,16 @@ func (m *Manager) Preload(ctx context.Context, cfg PreloadConfig) PreloadResult 
 		cfg.Backoff = 100 * time.Millisecond
 	}
 	start := time.Now()
+	if !m.enter() {
+		return PreloadResult{}
+	}
+	defer m.leave()
 	// The versions on disk, not 1..latest: versions need not be
 	// contiguous (old ones pruned), and a stray huge version number must
 	// not turn into billions of lookups.
 	entries, err := m.cfg.Store.Scan()
 	if err != nil {
-		m.cfg.Log.Warning("AWS KMS plugin: " + err.Error() + "; keys are unwrapped on first use")
+		m.cfg.Log.Warning(err.Error() + "; keys are unwrapped on first use")
 		return PreloadResult{Elapsed: time.Since(start)}
 	}
 	m.mu.RLock()
@@ -153,7 +127,7 @@ func (m *Manager) Preload(ctx context.Context, cfg PreloadConfig) PreloadResult 
 			defer wg.Done()
 			defer func() {
 				if r := recover(); r != nil {
-					m.cfg.Log.Error(fmt.Sprintf("AWS KMS plugin: internal error while unwrapping keys at start: %v", r))
+					m.cfg.Log.Error("internal error while unwrapping keys at start: " + logtext.Panic(r))
 				}
 			}()
 			for k := range jobs {
@@ -164,7 +138,7 @@ func (m *Manager) Preload(ctx context.Context, cfg PreloadConfig) PreloadResult 
 						err = context.Cause(ctx)
 						break
 					}
-					if _, err = m.unwrapErr(id, ver, true); err == nil || !transient(err) {
+					if err = m.unwrap(id, ver, true); err == nil || !transient(err) {
 						break
 					}
 					// Throttled or down: KMS is the same for every

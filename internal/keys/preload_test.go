@@ -14,6 +14,7 @@ import (
 
 	"github.com/mariadb-go/aws_key_management/internal/keyfile"
 	"github.com/mariadb-go/aws_key_management/internal/keys"
+	"github.com/mariadb-go/aws_key_management/internal/kmserr"
 	"github.com/mariadb-go/aws_key_management/internal/mock"
 )
 
@@ -29,10 +30,18 @@ type slowKMS struct {
 }
 
 func (s *slowKMS) GenerateDataKeyWithoutPlaintext(context.Context, string, string) ([]byte, error) {
-	return nil, &mock.Error{Code: "AccessDeniedException", Message: "not in this test"}
+	return nil, kmserr.New("GenerateDataKeyWithoutPlaintext", &mock.Error{Code: "AccessDeniedException", Message: "not in this test"})
 }
 
-func (s *slowKMS) Decrypt(ctx context.Context, blob []byte) ([]byte, error) {
+func (s *slowKMS) Decrypt(ctx context.Context, blob, dst []byte) (int, error) {
+	n, err := s.decrypt(ctx, blob, dst)
+	if err != nil {
+		return 0, kmserr.New("Decrypt", err)
+	}
+	return n, nil
+}
+
+func (s *slowKMS) decrypt(ctx context.Context, blob, dst []byte) (int, error) {
 	n := s.calls.Add(1)
 	cur := s.inFlight.Add(1)
 	defer s.inFlight.Add(-1)
@@ -43,17 +52,17 @@ func (s *slowKMS) Decrypt(ctx context.Context, blob []byte) ([]byte, error) {
 		}
 	}
 	if n <= s.throttle {
-		return nil, &mock.Error{Code: "ThrottlingException", Message: "Rate exceeded"}
+		return 0, &mock.Error{Code: "ThrottlingException", Message: "Rate exceeded"}
 	}
 	if n <= s.throttle+s.down {
-		return nil, &mock.Error{Code: "KMSInternalException", Message: "KMS is down"}
+		return 0, &mock.Error{Code: "KMSInternalException", Message: "KMS is down"}
 	}
 	select {
 	case <-time.After(s.delay):
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return 0, ctx.Err()
 	}
-	return mock.Open(blob)
+	return mock.OpenInto(blob, dst)
 }
 
 func preloadEnv(t *testing.T, kms keys.KMS, nkeys, versions int) (*keys.Manager, *fakeLog, string) {
@@ -252,17 +261,19 @@ func TestCachePublication(t *testing.T) {
 	if !bytes.Equal(cache.keys[[2]uint32{5, 1}], k1) {
 		t.Fatal("cache got another key than the file's")
 	}
-	// The latest version, then a rotation and a new key id.
-	if v := m.LatestKeyVersion(5); v != 2 {
-		t.Fatal(v)
+	// The latest version (unwrapped in the background while version 1
+	// serves), then a rotation and a new key id.
+	if v := m.LatestKeyVersion(5); v != 1 {
+		t.Fatalf("LatestKeyVersion(5) = %d, want the loaded version 1 while 2 is unwrapped", v)
 	}
+	eventually(t, "version 2 in the background", func() bool { return m.LatestKeyVersion(5) == 2 })
 	if m.Rotate(5) != 0 {
 		t.Fatal("rotation failed")
 	}
 	if v := m.LatestKeyVersion(9); v != 1 {
 		t.Fatal(v)
 	}
-	m.Close()
+	m.Close(waitLimit)
 	want := "put 5.1, put 5.2, latest 5=2, put 5.3, latest 5=3, put 9.1, latest 9=1, reset"
 	if got := cache.log(); got != want {
 		t.Fatalf("publication order:\n got  %s\n want %s", got, want)
@@ -323,7 +334,7 @@ func TestPreloadVersionsOnDiskOnly(t *testing.T) {
 	m, log, dir := preloadEnv(t, kms, 0, 0)
 	writeKeyFile(t, dir, 4, 1, 16)
 	writeKeyFile(t, dir, 4, 1000, 16)
-	writeKeyFile(t, dir, 5, 4294967294, 16)
+	writeKeyFile(t, dir, 5, keyfile.MaxVersion, 16)
 	if err := m.Open(); err != nil {
 		t.Fatal(err)
 	}

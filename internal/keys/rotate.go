@@ -18,6 +18,10 @@ func (m *Manager) Rotate(n int) int {
 	if n == 0 {
 		return 0
 	}
+	if !m.enter() {
+		return 1
+	}
+	defer m.leave()
 	if m.cfg.MasterKeyID() == "" {
 		m.cfg.Log.ClientWarning("aws_key_management_master_key_id must be set to generate new data keys")
 		return 1
@@ -40,7 +44,7 @@ func (m *Manager) Rotate(n int) int {
 		}
 	}
 	if n == RotateAll && failed > 0 {
-		m.cfg.Log.ClientWarning(fmt.Sprintf("AWS KMS plugin: %d of %d keys could not be rotated; they keep their current version", failed, len(ids)))
+		m.cfg.Log.ClientWarning(fmt.Sprintf("%d of %d keys could not be rotated; they keep their current version", failed, len(ids)))
 	}
 	return failed
 }
@@ -49,13 +53,13 @@ func (m *Manager) rotateOne(id uint32) bool {
 	mu := m.lock(lockKey{'g', id, 0})
 	defer mu.Unlock()
 	_, ver := m.cached(id, 0)
-	if ver >= VersionInvalid-1 {
-		m.cfg.Log.ClientWarning(fmt.Sprintf("AWS KMS plugin: key %d has reached the highest version %d and cannot be rotated", id, ver))
+	if ver >= keyfile.MaxVersion {
+		m.cfg.Log.ClientWarning(fmt.Sprintf("key %d has reached the highest version %d and cannot be rotated", id, ver))
 		return false
 	}
 	if err := m.generate(id, ver+1); err != nil {
 		if errors.Is(err, keyfile.ErrExists) {
-			m.cfg.Log.ClientWarning(fmt.Sprintf("AWS KMS plugin: %s already exists and is not replaced; key %d was not rotated", keyfile.Name(id, ver+1), id))
+			m.cfg.Log.ClientWarning(fmt.Sprintf("%s already exists and is not replaced; key %d was not rotated", keyfile.Name(id, ver+1), id))
 		}
 		m.cfg.Log.ClientWarning(fmt.Sprintf("Could not generate datakey for key id= %d, ver= %d", id, ver))
 		return false

@@ -2,6 +2,7 @@ package kmsbackend
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -17,6 +18,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
+
+	"github.com/mariadb-go/aws_key_management/internal/kmserr"
 )
 
 // API is the part of *kms.Client the plugin uses; tests substitute it.
@@ -207,22 +210,32 @@ func (c *Client) GenerateDataKeyWithoutPlaintext(ctx context.Context, masterKeyI
 		KeySpec: types.DataKeySpec(keySpec),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("generating data key under %s: %w", masterKeyID, err)
+		return nil, kmserr.New(opGenerate, err)
 	}
 	if len(out.CiphertextBlob) == 0 {
-		return nil, fmt.Errorf("generating data key under %s: KMS returned an empty CiphertextBlob", masterKeyID)
+		return nil, kmserr.New(opGenerate, errors.New("KMS returned an empty CiphertextBlob"))
 	}
 	return out.CiphertextBlob, nil
 }
 
-// Decrypt unwraps a data key. Only the ciphertext is sent: KMS finds the
-// master key in the blob, so keys wrapped by any CMK still open.
-func (c *Client) Decrypt(ctx context.Context, blob []byte) ([]byte, error) {
+const (
+	opGenerate = "GenerateDataKeyWithoutPlaintext"
+	opDecrypt  = "Decrypt"
+)
+
+// Decrypt unwraps a data key into dst and returns its length. Only the
+// ciphertext is sent: KMS finds the master key in the blob, so keys
+// wrapped by any CMK still open.
+func (c *Client) Decrypt(ctx context.Context, blob, dst []byte) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.callTimeout)
 	defer cancel()
 	out, err := c.api.Decrypt(ctx, &kms.DecryptInput{CiphertextBlob: blob})
 	if err != nil {
-		return nil, fmt.Errorf("decrypting data key: %w", err)
+		return 0, kmserr.New(opDecrypt, err)
 	}
-	return out.Plaintext, nil
+	defer clear(out.Plaintext)
+	if len(out.Plaintext) > len(dst) {
+		return 0, kmserr.New(opDecrypt, fmt.Errorf("KMS returned a key of %d bytes; at most %d fit", len(out.Plaintext), len(dst)))
+	}
+	return copy(dst, out.Plaintext), nil
 }

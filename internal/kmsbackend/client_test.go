@@ -144,7 +144,7 @@ func TestNewWithAPIGenerateEmptyBlob(t *testing.T) {
 		if err == nil || got != nil {
 			t.Fatalf("Generate = %q, %v; want an error", got, err)
 		}
-		if !strings.Contains(err.Error(), "empty CiphertextBlob") || !strings.Contains(err.Error(), "alias/k") {
+		if !strings.Contains(err.Error(), "empty CiphertextBlob") || !strings.Contains(err.Error(), "GenerateDataKeyWithoutPlaintext") {
 			t.Errorf("error %q does not say what is wrong", err)
 		}
 	}
@@ -153,15 +153,18 @@ func TestNewWithAPIGenerateEmptyBlob(t *testing.T) {
 func TestNewWithAPIDecrypt(t *testing.T) {
 	blob := []byte{0x01, 0x02, 0x00, 0xff}
 	pt := []byte("0123456789abcdef")
-	f := &fakeAPI{decOut: &kms.DecryptOutput{Plaintext: pt, KeyId: aws.String("arn:k")}}
+	f := &fakeAPI{decOut: &kms.DecryptOutput{Plaintext: bytes.Clone(pt), KeyId: aws.String("arn:k")}}
 	c := kmsbackend.NewWithAPI(f, "r", 2*time.Second)
 	start := time.Now()
-	got, err := c.Decrypt(context.Background(), blob)
+	got, err := decrypt(c, context.Background(), blob)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(got, pt) {
 		t.Errorf("plaintext = %x, want %x", got, pt)
+	}
+	if !bytes.Equal(f.decOut.Plaintext, make([]byte, len(pt))) {
+		t.Errorf("the SDK's copy of the key was not wiped")
 	}
 	if len(f.decIn) != 1 || len(f.genIn) != 0 {
 		t.Fatalf("calls: decrypt %d, generate %d", len(f.decIn), len(f.genIn))
@@ -191,8 +194,8 @@ func TestNewWithAPIErrorsWrapped(t *testing.T) {
 		f := &fakeAPI{err: orig}
 		c := kmsbackend.NewWithAPI(f, "r", time.Second)
 		_, genErr := c.GenerateDataKeyWithoutPlaintext(context.Background(), "alias/k", "AES_128")
-		_, decErr := c.Decrypt(context.Background(), []byte("blob"))
-		for op, err := range map[string]error{"generating data key under alias/k": genErr, "decrypting data key": decErr} {
+		_, decErr := decrypt(c, context.Background(), []byte("blob"))
+		for op, err := range map[string]error{"KMS Client API 'GenerateDataKeyWithoutPlaintext' failed": genErr, "KMS Client API 'Decrypt' failed": decErr} {
 			if err == nil {
 				t.Fatalf("%T: no error", orig)
 			}
@@ -218,9 +221,9 @@ func TestNewWithAPIErrorsWrapped(t *testing.T) {
 	}
 	// The manager's log line sees the exception through the wrapping.
 	f := &fakeAPI{err: disabled}
-	_, err := kmsbackend.NewWithAPI(f, "r", time.Second).Decrypt(context.Background(), []byte("b"))
+	_, err := decrypt(kmsbackend.NewWithAPI(f, "r", time.Second), context.Background(), []byte("b"))
 	want := "AWS KMS plugin : KMS Client API 'Decrypt' failed : DisabledException - arn:k is disabled."
-	if got := keys.FormatKMSError("Decrypt", err); got != want {
+	if got := "AWS KMS plugin : " + err.Error(); got != want {
 		t.Errorf("FormatKMSError = %q, want %q", got, want)
 	}
 }
@@ -232,7 +235,7 @@ func TestNewWithAPIParentDeadline(t *testing.T) {
 		"Generate": func(ctx context.Context) ([]byte, error) {
 			return c.GenerateDataKeyWithoutPlaintext(ctx, "alias/k", "AES_128")
 		},
-		"Decrypt": func(ctx context.Context) ([]byte, error) { return c.Decrypt(ctx, []byte("b")) },
+		"Decrypt": func(ctx context.Context) ([]byte, error) { return decrypt(c, ctx, []byte("b")) },
 	}
 	for name, call := range ops {
 		t.Run(name, func(t *testing.T) {
@@ -246,7 +249,7 @@ func TestNewWithAPIParentDeadline(t *testing.T) {
 			if out != nil || !errors.Is(err, context.DeadlineExceeded) {
 				t.Errorf("got %q, %v; want an error wrapping context.DeadlineExceeded", out, err)
 			}
-			if got := keys.FormatKMSError("Decrypt", err); !strings.Contains(got, "RequestTimeout") {
+			if got := "AWS KMS plugin : " + err.Error(); !strings.Contains(got, "RequestTimeout") {
 				t.Errorf("FormatKMSError = %q, want a RequestTimeout", got)
 			}
 
@@ -265,7 +268,7 @@ func TestNewWithAPIKeepsEarlierDeadline(t *testing.T) {
 	dl := time.Now().Add(3 * time.Second)
 	ctx, cancel := context.WithDeadline(context.Background(), dl)
 	defer cancel()
-	if _, err := c.Decrypt(ctx, []byte("b")); err != nil {
+	if _, err := decrypt(c, ctx, []byte("b")); err != nil {
 		t.Fatal(err)
 	}
 	if !f.hasDL || !f.deadline.Equal(dl) {
@@ -465,7 +468,7 @@ func TestNewDecryptEndToEnd(t *testing.T) {
 	if !strings.Contains(c.Description, srv.URL) || !strings.Contains(c.Description, "eu-west-1") {
 		t.Errorf("Description %q does not name the endpoint and region", c.Description)
 	}
-	got, err := c.Decrypt(callCtx(t), blob)
+	got, err := decrypt(c, callCtx(t), blob)
 	if err != nil {
 		t.Fatalf("Decrypt: %v", err)
 	}
@@ -537,7 +540,7 @@ func TestNewRetriesServerErrors(t *testing.T) {
 	})
 	var log logLines
 	c := newClient(t, srv.URL, log.logger())
-	_, err := c.Decrypt(callCtx(t), []byte("blob"))
+	_, err := decrypt(c, callCtx(t), []byte("blob"))
 	if err == nil {
 		t.Fatal("Decrypt succeeded against a failing server")
 	}
@@ -563,7 +566,7 @@ func TestNewRetryThenSuccess(t *testing.T) {
 		writeJSON(w, 200, map[string]string{"Plaintext": base64.StdEncoding.EncodeToString([]byte("0123456789abcdef"))})
 	})
 	c := newClient(t, srv.URL, nil)
-	got, err := c.Decrypt(callCtx(t), []byte("blob"))
+	got, err := decrypt(c, callCtx(t), []byte("blob"))
 	if err != nil || string(got) != "0123456789abcdef" {
 		t.Fatalf("Decrypt = %q, %v", got, err)
 	}
@@ -578,7 +581,7 @@ func TestNewClientErrorNotRetried(t *testing.T) {
 		writeJSON(w, 400, map[string]string{"__type": "DisabledException", "message": "x"})
 	})
 	c := newClient(t, srv.URL, nil)
-	_, err := c.Decrypt(callCtx(t), []byte("blob"))
+	_, err := decrypt(c, callCtx(t), []byte("blob"))
 	if err == nil {
 		t.Fatal("no error")
 	}
@@ -594,7 +597,7 @@ func TestNewClientErrorNotRetried(t *testing.T) {
 		t.Errorf("errors.As(*types.DisabledException) failed for %v", err)
 	}
 	want := "AWS KMS plugin : KMS Client API 'Decrypt' failed : DisabledException - x"
-	if got := keys.FormatKMSError("Decrypt", err); got != want {
+	if got := "AWS KMS plugin : " + err.Error(); got != want {
 		t.Errorf("FormatKMSError = %q, want %q", got, want)
 	}
 }
@@ -612,7 +615,7 @@ func TestNewAttemptTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	_, err = c.Decrypt(callCtx(t), []byte("blob"))
+	_, err = decrypt(c, callCtx(t), []byte("blob"))
 	if err == nil {
 		t.Fatal("Decrypt succeeded although every attempt timed out")
 	}
@@ -714,7 +717,7 @@ func TestNewCredentialsFiles(t *testing.T) {
 			if !strings.Contains(c.Description, tc.wantWhy) {
 				t.Errorf("Description %q does not say %q", c.Description, tc.wantWhy)
 			}
-			if _, err := c.Decrypt(callCtx(t), []byte("blob")); err != nil {
+			if _, err := decrypt(c, callCtx(t), []byte("blob")); err != nil {
 				t.Fatal(err)
 			}
 			reqs := srv.requests()
@@ -723,4 +726,14 @@ func TestNewCredentialsFiles(t *testing.T) {
 			}
 		})
 	}
+}
+
+// decrypt is Client.Decrypt with the key returned in a slice of its own.
+func decrypt(c *kmsbackend.Client, ctx context.Context, blob []byte) ([]byte, error) {
+	dst := make([]byte, keys.MaxKeyLength)
+	n, err := c.Decrypt(ctx, blob, dst)
+	if err != nil {
+		return nil, err
+	}
+	return dst[:n], nil
 }

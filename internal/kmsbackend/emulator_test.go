@@ -83,7 +83,7 @@ func TestEmulatorMasterKeyForms(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, blob := range append(blobs, bBlob) {
-		key, err := c.Decrypt(context.Background(), blob)
+		key, err := decrypt(c, context.Background(), blob)
 		want := 32
 		if i == len(blobs) {
 			want = 16
@@ -183,4 +183,14 @@ func TestEmulatorContainerCredentials(t *testing.T) {
 	if srv.Calls()["GenerateDataKeyWithoutPlaintext"] != 1 {
 		t.Fatalf("calls: %v", srv.Calls())
 	}
+}
+
+// decrypt is Client.Decrypt with the key returned in a slice of its own.
+func decrypt(c *Client, ctx context.Context, blob []byte) ([]byte, error) {
+	dst := make([]byte, 32)
+	n, err := c.Decrypt(ctx, blob, dst)
+	if err != nil {
+		return nil, err
+	}
+	return dst[:n], nil
 }

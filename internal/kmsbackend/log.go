@@ -58,7 +58,7 @@ func (l *Logger) enabled(level LogLevel) bool {
 
 func (l *Logger) printf(level LogLevel, format string, args ...any) {
 	if l.enabled(level) {
-		l.Print(level, fmt.Sprintf("AWS KMS plugin: [%s] ", level)+fmt.Sprintf(format, args...))
+		l.Print(level, fmt.Sprintf("[%s] ", level)+fmt.Sprintf(format, args...))
 	}
 }
 

@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/mariadb-go/aws_key_management/internal/kmserr"
 )
 
 // Operation names, as KMS spells them.
@@ -103,8 +105,22 @@ func keyARN(cmk string) string {
 }
 
 // GenerateDataKeyWithoutPlaintext returns a new data key sealed under
-// masterKeyID. keySpec is AES_128 or AES_256.
+// masterKeyID. keySpec is AES_128 or AES_256. Errors are *kmserr.Error.
 func (k *KMS) GenerateDataKeyWithoutPlaintext(ctx context.Context, masterKeyID, keySpec string) ([]byte, error) {
+	blob, err := k.generate(ctx, masterKeyID, keySpec)
+	return blob, kmserrOrNil(OpGenerate, err)
+}
+
+// kmserrOrNil classifies err as the real backend does (a nil error stays
+// a nil interface).
+func kmserrOrNil(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return kmserr.New(op, err)
+}
+
+func (k *KMS) generate(ctx context.Context, masterKeyID, keySpec string) ([]byte, error) {
 	if err := k.begin(ctx, OpGenerate, masterKeyID); err != nil {
 		return nil, err
 	}
@@ -124,6 +140,7 @@ func (k *KMS) GenerateDataKeyWithoutPlaintext(ctx context.Context, masterKeyID, 
 	fixed := k.faults.DataKey
 	k.mu.Unlock()
 	key := make([]byte, n)
+	defer clear(key)
 	if len(fixed) > 0 {
 		copy(key, fixed) // the test's chosen plaintext, zero-padded
 	} else if _, err := rand.Read(key); err != nil {
@@ -132,13 +149,16 @@ func (k *KMS) GenerateDataKeyWithoutPlaintext(ctx context.Context, masterKeyID, 
 	return Seal(masterKeyID, key)
 }
 
-// Decrypt opens a blob made by GenerateDataKeyWithoutPlaintext.
-func (k *KMS) Decrypt(ctx context.Context, blob []byte) ([]byte, error) {
+// Decrypt opens a blob made by GenerateDataKeyWithoutPlaintext into dst
+// and returns the key's length (the keys.KMS contract). Errors are
+// *kmserr.Error.
+func (k *KMS) Decrypt(ctx context.Context, blob, dst []byte) (int, error) {
 	cmk, _, _ := parseBlob(blob)
 	if err := k.begin(ctx, OpDecrypt, cmk); err != nil {
-		return nil, err
+		return 0, kmserr.New(OpDecrypt, err)
 	}
-	return Open(blob)
+	n, err := OpenInto(blob, dst)
+	return n, kmserrOrNil(OpDecrypt, err)
 }
 
 var errInvalidCiphertext = &Error{Code: "InvalidCiphertextException", Message: ""}
@@ -160,6 +180,32 @@ func Seal(cmk string, plaintext []byte) ([]byte, error) {
 	}
 	out := append(hdr, nonce...)
 	return aead.Seal(out, nonce, plaintext, hdr), nil
+}
+
+// OpenInto unwraps a blob made by Seal straight into dst (no other copy
+// of the key is made) and returns the key's length. A key longer than dst
+// is an error.
+func OpenInto(blob, dst []byte) (int, error) {
+	cmk, hdrLen, ok := parseBlob(blob)
+	if !ok {
+		return 0, errInvalidCiphertext
+	}
+	aead, err := wrapper(cmk)
+	if err != nil {
+		return 0, err
+	}
+	rest := blob[hdrLen:]
+	if len(rest) < aead.NonceSize()+aead.Overhead() {
+		return 0, errInvalidCiphertext
+	}
+	if n := len(rest) - aead.NonceSize() - aead.Overhead(); n > len(dst) {
+		return 0, fmt.Errorf("mock Decrypt: a key of %d bytes does not fit in %d", n, len(dst))
+	}
+	pt, err := aead.Open(dst[:0], rest[:aead.NonceSize()], rest[aead.NonceSize():], blob[:hdrLen])
+	if err != nil {
+		return 0, errInvalidCiphertext
+	}
+	return len(pt), nil
 }
 
 // Open unwraps a blob made by Seal; anything else is

@@ -172,7 +172,7 @@ func TestGenerateDataKeyWithoutPlaintext(t *testing.T) {
 			if cmk, ok := mock.BlobMasterKey(blob); !ok || cmk != "alias/k" {
 				t.Errorf("BlobMasterKey = %q, %v", cmk, ok)
 			}
-			key, err := k.Decrypt(ctx, blob)
+			key, err := decrypt(k, ctx, blob)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -353,7 +353,7 @@ func TestFaultDisable(t *testing.T) {
 	if e := wantKMSError(t, err, "DisabledException"); !strings.Contains(e.Message, arn) {
 		t.Errorf("message %q does not contain %q", e.Message, arn)
 	}
-	key, err := k.Decrypt(ctx, badBlob)
+	key, err := decrypt(k, ctx, badBlob)
 	if key != nil {
 		t.Errorf("Decrypt under a disabled key returned a key")
 	}
@@ -362,19 +362,19 @@ func TestFaultDisable(t *testing.T) {
 	}
 
 	// Other master keys are not affected.
-	if _, err := k.Decrypt(ctx, goodBlob); err != nil {
+	if _, err := decrypt(k, ctx, goodBlob); err != nil {
 		t.Errorf("Decrypt under an enabled key: %v", err)
 	}
 	if _, err := k.GenerateDataKeyWithoutPlaintext(ctx, "good", "AES_128"); err != nil {
 		t.Errorf("Generate under an enabled key: %v", err)
 	}
 	// Garbage is still InvalidCiphertextException, not DisabledException.
-	_, err = k.Decrypt(ctx, []byte("garbage"))
+	_, err = decrypt(k, ctx, []byte("garbage"))
 	wantKMSError(t, err, "InvalidCiphertextException")
 
 	// Clearing the faults enables the key again.
 	k.SetFaults(nil)
-	if _, err := k.Decrypt(ctx, badBlob); err != nil {
+	if _, err := decrypt(k, ctx, badBlob); err != nil {
 		t.Errorf("Decrypt after SetFaults(nil): %v", err)
 	}
 	if g, d := k.Calls(mock.OpGenerate), k.Calls(mock.OpDecrypt); g != 4 || d != 4 {
@@ -392,7 +392,7 @@ func TestFaultFailCount(t *testing.T) {
 	f := mustFaults(t, "fail=Decrypt:KMSInternalException:2")
 	k.SetFaults(f)
 	for i := 1; i <= 2; i++ {
-		key, err := k.Decrypt(ctx, blob)
+		key, err := decrypt(k, ctx, blob)
 		if key != nil {
 			t.Errorf("call %d returned a key with its error", i)
 		}
@@ -406,7 +406,7 @@ func TestFaultFailCount(t *testing.T) {
 		t.Fatalf("Generate: %v", err)
 	}
 	for i := 3; i <= 5; i++ {
-		if _, err := k.Decrypt(ctx, blob); err != nil {
+		if _, err := decrypt(k, ctx, blob); err != nil {
 			t.Fatalf("call %d: %v", i, err)
 		}
 	}
@@ -420,10 +420,10 @@ func TestFaultFailCount(t *testing.T) {
 	}
 	k.SetFaults(f)
 	for i := 0; i < 2; i++ {
-		_, err := k.Decrypt(ctx, blob)
+		_, err := decrypt(k, ctx, blob)
 		wantKMSError(t, err, "KMSInternalException")
 	}
-	if _, err := k.Decrypt(ctx, blob); err != nil {
+	if _, err := decrypt(k, ctx, blob); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -436,7 +436,7 @@ func TestFaultFailForGood(t *testing.T) {
 	for i := 0; i < 10; i++ {
 		_, err := k.GenerateDataKeyWithoutPlaintext(ctx, "k", "AES_128")
 		wantKMSError(t, err, "ThrottlingException")
-		_, err = k.Decrypt(ctx, blob)
+		_, err = decrypt(k, ctx, blob)
 		wantKMSError(t, err, "ThrottlingException")
 	}
 }
@@ -449,10 +449,10 @@ func TestFaultFailOrder(t *testing.T) {
 	// Generate skips the Decrypt entry and takes the wildcard one.
 	_, err := k.GenerateDataKeyWithoutPlaintext(ctx, "k", "AES_128")
 	wantKMSError(t, err, "B")
-	_, err = k.Decrypt(ctx, blob)
+	_, err = decrypt(k, ctx, blob)
 	wantKMSError(t, err, "A")
 	// Both used up.
-	if _, err := k.Decrypt(ctx, blob); err != nil {
+	if _, err := decrypt(k, ctx, blob); err != nil {
 		t.Errorf("Decrypt: %v", err)
 	}
 	if _, err := k.GenerateDataKeyWithoutPlaintext(ctx, "k", "AES_128"); err != nil {
@@ -465,7 +465,7 @@ func TestFaultDelay(t *testing.T) {
 	k := mock.New()
 	k.SetFaults(mustFaults(t, "delay=Decrypt:40"))
 	start := time.Now()
-	if _, err := k.Decrypt(context.Background(), blob); err != nil {
+	if _, err := decrypt(k, context.Background(), blob); err != nil {
 		t.Fatal(err)
 	}
 	if d := time.Since(start); d < 40*time.Millisecond {
@@ -476,7 +476,7 @@ func TestFaultDelay(t *testing.T) {
 	k.SetFaults(mustFaults(t, "delay=*:5000;delay=Decrypt:0"))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if _, err := k.Decrypt(ctx, blob); err != nil {
+	if _, err := decrypt(k, ctx, blob); err != nil {
 		t.Fatalf("Decrypt with delay=Decrypt:0 failed: %v", err)
 	}
 }
@@ -488,7 +488,7 @@ func TestFaultDelayCancelled(t *testing.T) {
 			return k.GenerateDataKeyWithoutPlaintext(ctx, "k", "AES_128")
 		},
 		mock.OpDecrypt: func(k *mock.KMS, ctx context.Context) ([]byte, error) {
-			return k.Decrypt(ctx, blob)
+			return decrypt(k, ctx, blob)
 		},
 	}
 	for _, spec := range []string{"delay=*:5000", "delay=GenerateDataKeyWithoutPlaintext:5000;delay=Decrypt:5000"} {
@@ -543,7 +543,7 @@ func TestFaultDataKey(t *testing.T) {
 				if bytes.Contains(blob, tc.want) {
 					t.Errorf("blob contains the plaintext")
 				}
-				got, err := k.Decrypt(ctx, blob)
+				got, err := decrypt(k, ctx, blob)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -580,7 +580,7 @@ func TestCallsConcurrent(t *testing.T) {
 		wg.Add(2)
 		go func() {
 			defer wg.Done()
-			if _, err := k.Decrypt(ctx, blob); err != nil {
+			if _, err := decrypt(k, ctx, blob); err != nil {
 				errs <- err
 			}
 		}()
@@ -650,4 +650,14 @@ func TestFaultPanic(t *testing.T) {
 	if _, err := k.GenerateDataKeyWithoutPlaintext(context.Background(), "alias/x", "AES_128"); err != nil {
 		t.Fatalf("after the one panic: %v", err)
 	}
+}
+
+// decrypt is Decrypt with the key returned in a slice of its own.
+func decrypt(k *mock.KMS, ctx context.Context, blob []byte) ([]byte, error) {
+	dst := make([]byte, 32)
+	n, err := k.Decrypt(ctx, blob, dst)
+	if err != nil {
+		return nil, err
+	}
+	return dst[:n], nil
 }

@@ -1,0 +1,89 @@
+package kmserr
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/mariadb-go/aws_key_management/internal/logtext"
+)
+
+// APIError is the shape of a KMS service error: smithy.APIError has it,
+// and so does the mock's error type.
+type APIError interface {
+	error
+	ErrorCode() string
+	ErrorMessage() string
+}
+
+// Codes for failures that carry no exception name, as the C++ SDK names
+// them.
+const (
+	CodeTimeout      = "RequestTimeout"
+	CodeRequestError = "RequestError"
+)
+
+// MaxMessage bounds the message part of a logged failure, in bytes.
+const MaxMessage = 1024
+
+// Error is a failed KMS call.
+type Error struct {
+	Op      string // "Decrypt", "GenerateDataKeyWithoutPlaintext", ...
+	Code    string // the exception name, or CodeTimeout/CodeRequestError
+	Message string // the service's message or the error text, as received
+	Err     error  // what the call returned
+}
+
+// New classifies err, a failure of operation op. A nil err gives nil.
+func New(op string, err error) *Error {
+	if err == nil {
+		return nil
+	}
+	var e *Error
+	if errors.As(err, &e) && e.Op == op {
+		return e
+	}
+	var api APIError
+	switch {
+	case errors.As(err, &api):
+		return &Error{Op: op, Code: api.ErrorCode(), Message: api.ErrorMessage(), Err: err}
+	case errors.Is(err, context.DeadlineExceeded):
+		return &Error{Op: op, Code: CodeTimeout, Message: err.Error(), Err: err}
+	default:
+		return &Error{Op: op, Code: CodeRequestError, Message: err.Error(), Err: err}
+	}
+}
+
+// Error renders the failure as the C++ plugin logged it, after its prefix
+// "AWS KMS plugin : ": "KMS Client API 'Decrypt' failed : <Exception> -
+// <message>", on one line (control characters escaped, the message cut at
+// MaxMessage bytes).
+func (e *Error) Error() string {
+	return fmt.Sprintf("KMS Client API '%s' failed : %s - %s", e.Op, logtext.OneLine(e.Code, 64), logtext.OneLine(e.Message, MaxMessage))
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Throttled reports whether KMS asked the caller to slow down.
+func (e *Error) Throttled() bool {
+	switch e.Code {
+	case "ThrottlingException", "Throttling", "ThrottledException", "RequestLimitExceeded",
+		"TooManyRequestsException", "LimitExceededException":
+		return true
+	}
+	return false
+}
+
+// Transient reports whether the same call may succeed if tried again
+// later: throttling, KMS's own internal and dependency failures, a key in
+// a transitional state, timeouts and network errors. A call the caller
+// cancelled is not.
+func (e *Error) Transient() bool {
+	switch e.Code {
+	case "KMSInternalException", "DependencyTimeoutException", "KMSInvalidStateException", CodeTimeout:
+		return true
+	case CodeRequestError:
+		return !errors.Is(e.Err, context.Canceled)
+	}
+	return e.Throttled()
+}
