@@ -3,16 +3,16 @@
 #include <pthread.h>
 #include <string.h>
 #include <sys/mman.h>
+#include "cabi.h"
 #include "akm_keycache.h"
 
 #define KEY_SLOTS 4096    /* key versions; power of two */
 #define LATEST_SLOTS 1024 /* key ids; power of two */
-#define BUFFER_TOO_SMALL 100 /* ENCRYPTION_KEY_BUFFER_TOO_SMALL */
 
 struct key_slot {
   unsigned int ready; /* 0 empty, 1 published (release/acquire) */
   unsigned int id, version, length;
-  unsigned char key[AKM_CACHE_MAX_KEY];
+  unsigned char key[AKM_MAX_KEY_LENGTH];
 };
 
 struct latest_slot {
@@ -80,7 +80,7 @@ int akm_cache_put(unsigned int id, unsigned int version, const unsigned char *ke
                   unsigned int length)
 {
   int rc = -1;
-  if (!cache || id == 0 || length == 0 || length > AKM_CACHE_MAX_KEY)
+  if (!cache || id == 0 || length == 0 || length > AKM_MAX_KEY_LENGTH)
     return -1;
   pthread_mutex_lock(&write_lock);
   for (unsigned int i = 0, h = hash_kv(id, version); i < KEY_SLOTS; i++, h++) {
@@ -158,7 +158,7 @@ int akm_cache_get(unsigned int id, unsigned int version, unsigned char *dst,
       continue;
     if (!dst || *length < s->length) {
       *length = s->length;
-      *code = BUFFER_TOO_SMALL;
+      *code = AKM_BUFFER_TOO_SMALL;
       return 1;
     }
     memcpy(dst, s->key, s->length);

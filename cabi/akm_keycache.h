@@ -21,8 +21,6 @@
 #ifndef AKM_KEYCACHE_H
 #define AKM_KEYCACHE_H
 
-#define AKM_CACHE_MAX_KEY 32
-
 /* Open the cache; returns 0, or -1 if the mapping failed (errno set).
    *locked tells whether mlock succeeded (it can fail on RLIMIT_MEMLOCK). */
 int akm_cache_open(int *locked);
@@ -38,7 +36,7 @@ int akm_cache_set_latest(unsigned int id, unsigned int version);
 /* Readers. 0 / -1 when not cached. */
 unsigned int akm_cache_latest(unsigned int id);
 /* Returns 1 if (id, version) is cached: copies the key as get_key does
-   and sets *code (0 or ENCRYPTION_KEY_BUFFER_TOO_SMALL); 0 if not cached. */
+   and sets *code (0 or AKM_BUFFER_TOO_SMALL); 0 if not cached. */
 int akm_cache_get(unsigned int id, unsigned int version, unsigned char *dst,
                   unsigned int *length, unsigned int *code);
 /* Size of the mapping in bytes, and its address (for tests). */

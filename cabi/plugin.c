@@ -20,6 +20,15 @@
 #include "akm_keycache.h"
 #include "_cgo_export.h"
 
+/* cabi.h carries the server's values without its headers (cgo compiles it
+   into Go); here they are tied to the headers of the server we build for. */
+_Static_assert(AKM_BUFFER_TOO_SMALL == ENCRYPTION_KEY_BUFFER_TOO_SMALL,
+               "AKM_BUFFER_TOO_SMALL differs from the server's");
+_Static_assert(AKM_KEY_VERSION_INVALID == ENCRYPTION_KEY_VERSION_INVALID,
+               "AKM_KEY_VERSION_INVALID differs from the server's");
+_Static_assert(AKM_MAX_KEY_LENGTH == MY_AES_MAX_KEY_LENGTH,
+               "AKM_MAX_KEY_LENGTH differs from the server's");
+
 #define AKM_EXPORT __attribute__((visibility("default")))
 
 /* ---- system variables (names, types, defaults and flags as upstream) -- */
