@@ -227,8 +227,8 @@ void akm_get_settings(struct akm_settings *out)
   out->region = region ? region : "";
   out->endpoint_url = endpoint_url ? endpoint_url : "";
   out->keyfile_dir = keyfile_dir ? keyfile_dir : "";
-  out->key_spec = key_spec;
-  out->log_level = log_level;
+  out->key_spec = akm_key_spec();
+  out->log_level = akm_log_level();
   out->request_timeout = request_timeout;
 #ifdef AKM_MOCK
   out->mock = mock ? 1 : 0;
@@ -239,8 +239,10 @@ void akm_get_settings(struct akm_settings *out)
 #endif
 }
 
-unsigned long akm_key_spec(void) { return key_spec; }
-unsigned long akm_log_level(void) { return log_level; }
+/* Go reads these dynamic variables on its own threads while a SET may
+   change them: atomic loads (relaxed: each is a single word, read alone). */
+unsigned long akm_key_spec(void) { return __atomic_load_n(&key_spec, __ATOMIC_RELAXED); }
+unsigned long akm_log_level(void) { return __atomic_load_n(&log_level, __ATOMIC_RELAXED); }
 
 /* ---- the encryption plugin --------------------------------------------- */
 
