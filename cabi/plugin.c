@@ -15,6 +15,8 @@
 #include <mysqld_error.h>
 #include <my_pthread.h>
 #include <mysql/psi/mysql_thread.h>
+#include <mysql/service_thd_alloc.h>
+#include <stdio.h>
 #include <string.h>
 #include "cabi.h"
 #include "akm_keycache.h"
@@ -60,18 +62,34 @@ static TYPELIB log_level_typelib = {array_elements(log_level_names) - 1, "",
 #define AKM_MASTER_KEY_ID_MAX 2048 /* KMS KeyId limit */
 static char master_key_id_buf[AKM_MASTER_KEY_ID_MAX + 1];
 
+/* Refuse a value KMS would refuse, before anything changes: the SET fails
+   (ER_WRONG_VALUE_FOR_VAR) with a warning saying why. */
+static int check_master_key_id(MYSQL_THD thd, struct st_mysql_sys_var *var,
+                               void *save, struct st_mysql_value *value)
+{
+  char buf[256];
+  int len = sizeof(buf);
+  const char *s = value->val_str(value, buf, &len);
+  if (s && len > AKM_MASTER_KEY_ID_MAX) {
+    char msg[200];
+    snprintf(msg, sizeof msg,
+             "aws_key_management_master_key_id is %d characters long; "
+             "the limit is %d (the KMS KeyId limit)", len, AKM_MASTER_KEY_ID_MAX);
+    akm_log(AKM_LOG_CLIENT_WARNING, msg);
+    return 1;
+  }
+  *(const char **)save = s ? thd_strmake(thd, s, len) : NULL;
+  return 0;
+}
+
 static void update_master_key_id(MYSQL_THD thd, struct st_mysql_sys_var *var,
                                  void *var_ptr, const void *save)
 {
   const char *v = *(const char *const *)save;
   if (!v)
     v = "";
-  if (strlen(v) > AKM_MASTER_KEY_ID_MAX) {
-    akm_log(AKM_LOG_CLIENT_WARNING,
-            "aws_key_management_master_key_id is longer than 2048 characters; "
-            "the previous value is kept");
+  if (strlen(v) > AKM_MASTER_KEY_ID_MAX) /* refused by check_master_key_id */
     return;
-  }
   strcpy(master_key_id_buf, v);
   *(char **)var_ptr = master_key_id_buf;
   akmGoSetMasterKeyID(master_key_id_buf);
@@ -106,7 +124,7 @@ static void update_rotate(MYSQL_THD thd, struct st_mysql_sys_var *var,
 static MYSQL_SYSVAR_STR(master_key_id, master_key_id, PLUGIN_VAR_RQCMDARG,
   "KMS key (key id, key ARN, alias/name or alias ARN) that wraps new data "
   "keys. If empty, no new keys are created.",
-  NULL, update_master_key_id, "");
+  check_master_key_id, update_master_key_id, "");
 
 static MYSQL_SYSVAR_ENUM(key_spec, key_spec, PLUGIN_VAR_RQCMDARG,
   "Length of new data keys: AES_128 or AES_256.",
@@ -144,8 +162,6 @@ static MYSQL_SYSVAR_STR(keyfile_dir, keyfile_dir,
   NULL, NULL, "");
 
 #ifdef AKM_MOCK
-#include <mysql/service_thd_alloc.h>
-
 static my_bool mock;
 #define AKM_MOCK_FAULTS_MAX 4096
 static char *mock_faults;
