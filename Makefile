@@ -27,9 +27,9 @@ $(BUILD)/mock/aws_key_management.so: $(GO_SOURCES)
 	$(GO) build -tags mock $(GOFLAGS_BUILD) -o $@ ./plugin
 	@rm -f $(@D)/aws_key_management.h
 
-$(BUILD)/abi-host: tests/abi/host.c
+$(BUILD)/abi-host: tests/abi/host.c tests/include/akm_host.h
 	@mkdir -p $(@D)
-	gcc -Wall -Wextra -Wno-unused-parameter -O1 -I/usr/include/mariadb/server -DMYSQL_DYNAMIC_PLUGIN -o $@ $< -ldl -lpthread
+	gcc -Wall -Wextra -Wno-unused-parameter -O1 -Itests/include -I/usr/include/mariadb/server -DMYSQL_DYNAMIC_PLUGIN -o $@ $< -ldl -lpthread
 
 # The C key table by itself under ThreadSanitizer (scripts/test.sh keycache).
 # -Wno-tsan: TSan does not model the seqlock's atomic_thread_fence; every
@@ -62,9 +62,9 @@ demo: deps release
 	@scripts/demo.sh
 
 # The C harness of make bench (bench/run.sh builds it through this rule).
-$(BUILD)/bench/bench: bench/bench.c
+$(BUILD)/bench/bench: bench/bench.c tests/include/akm_host.h
 	@mkdir -p $(@D)
-	gcc -Wall -Wextra -O2 -I/usr/include/mariadb/server -DMYSQL_DYNAMIC_PLUGIN -o $@ $< -ldl -lpthread
+	gcc -Wall -Wextra -O2 -Itests/include -I/usr/include/mariadb/server -DMYSQL_DYNAMIC_PLUGIN -o $@ $< -ldl -lpthread
 
 bench: deps
 	@bench/run.sh
