@@ -8,7 +8,8 @@
       RESULT <name> <value>
   one per measured run; bench/run.sh turns them into median/min/max.
   Everything else goes to stderr (progress, and the plugin's log lines
-  prefixed "plugin-log:").
+  prefixed "plugin-log:"). Loading is shared with tests/abi/host.c
+  (tests/include/akm_host.h).
 
   usage:
     bench cached      <mock .so>    <empty dir>
@@ -29,7 +30,6 @@
   credentials come from the environment (the AWS SDK's chain).
 */
 #define _GNU_SOURCE
-#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -41,12 +41,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <mysql/plugin.h>
-#include <mysql/plugin_encryption.h>
-
-/* service_versions.h is not shipped with the dev package; 10.11 expects
-   this version of my_print_error (see the shared NOTES). */
-#define VERSION_my_print_error 0x0100
+#include "akm_host.h"
 
 static void die(const char *fmt, ...)
 {
@@ -90,88 +85,32 @@ static const char *env_str(const char *name)
 
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static void log_v(const char *fmt, va_list ap)
+static void akm_host_message(unsigned long flags, const char *fmt, va_list ap)
 {
+  (void)flags;
   pthread_mutex_lock(&log_lock);
   fprintf(stderr, "plugin-log: ");
   vfprintf(stderr, fmt, ap);
   fprintf(stderr, "\n");
   pthread_mutex_unlock(&log_lock);
 }
-static void svc_my_error(unsigned int nr, unsigned long flags, ...)
-{
-  (void)flags;
-  pthread_mutex_lock(&log_lock);
-  fprintf(stderr, "plugin-log: my_error(%u)\n", nr);
-  pthread_mutex_unlock(&log_lock);
-}
-static void svc_my_printf_error(unsigned int nr, const char *fmt, unsigned long flags, ...)
-{
-  va_list ap;
-  (void)nr;
-  va_start(ap, flags);
-  log_v(fmt, ap);
-  va_end(ap);
-}
-static void svc_my_printv_error(unsigned int nr, const char *fmt, unsigned long flags, va_list ap)
-{
-  (void)nr;
-  (void)flags;
-  log_v(fmt, ap);
-}
-static struct my_print_error_service_st print_error_service = {
-  svc_my_error, svc_my_printf_error, svc_my_printv_error};
 
 /* ---- loading, as the server does -------------------------------------- */
 
-struct any_sysvar { /* MYSQL_PLUGIN_VAR_HEADER, then the value pointer */
-  int flags;
-  const char *name;
-  const char *comment;
-  mysql_var_check_func check;
-  mysql_var_update_func update;
-  void *value;
-};
-
-static struct st_maria_plugin *plugin;
-static struct st_mariadb_encryption *enc;
-
-static struct any_sysvar *sysvar(const char *name)
-{
-  for (struct st_mysql_sys_var **v = plugin->system_vars; v && *v; v++) {
-    struct any_sysvar *s = (struct any_sysvar *)*v;
-    if (strcmp(s->name, name) == 0)
-      return s;
-  }
-  die("the library has no sysvar %s", name);
-  return NULL;
-}
-
-/* Command-line settings, before init. */
-static void set_str(const char *name, const char *val) { *(const char **)sysvar(name)->value = val; }
-static void set_int(const char *name, int val) { *(int *)sysvar(name)->value = val; }
-
 static void load(const char *so)
 {
-  void *h = dlopen(so, RTLD_NOW | RTLD_LOCAL);
-  if (!h)
+  struct akm_host_lib lib;
+  if (akm_host_dlopen(so, &lib) != 0)
     die("dlopen: %s", dlerror());
-  int *iv = dlsym(h, "_maria_plugin_interface_version_");
-  int *sz = dlsym(h, "_maria_sizeof_struct_st_plugin_");
-  struct st_maria_plugin *decl = dlsym(h, "_maria_plugin_declarations_");
-  if (!iv || *iv != MARIA_PLUGIN_INTERFACE_VERSION || !sz ||
-      *sz != (int)sizeof(struct st_maria_plugin) || !decl)
-    die("%s is not a MariaDB plugin of this interface version", so);
-  plugin = &decl[0];
-  if (plugin->type != MariaDB_ENCRYPTION_PLUGIN)
-    die("%s: not an encryption plugin", so);
-  enc = plugin->info;
-  if (enc->interface_version != MariaDB_ENCRYPTION_INTERFACE_VERSION)
-    die("%s: encryption interface 0x%x", so, enc->interface_version);
-  void **svc = dlsym(h, "my_print_error_service");
-  if (!svc || *svc != (void *)VERSION_my_print_error)
-    die("%s: my_print_error_service missing or of another version", so);
-  *svc = &print_error_service;
+  const char *why = akm_host_check(&lib);
+  if (why)
+    die("%s: %s", so, why);
+  akm_host_attach(&lib);
+  static const char *used[] = {"master_key_id", "keyfile_dir", "endpoint_url", "region",
+                               "request_timeout"};
+  for (size_t i = 0; i < sizeof used / sizeof *used; i++)
+    if (!sysvar(used[i]))
+      die("the library has no sysvar %s", used[i]);
 }
 
 static void init_or_die(void)
@@ -293,7 +232,9 @@ static int cmd_cached(const char *so, const char *dir)
   long warmup = env_long("BENCH_WARMUP", 500000);
   int runs = (int)env_long("BENCH_RUNS", 7);
   load(so);
-  *(my_bool *)sysvar("mock")->value = 1;
+  if (!sysvar("mock"))
+    die("%s is not a mock build (no sysvar mock)", so);
+  set_bool("mock", 1);
   set_str("master_key_id", "bench-cmk");
   set_str("keyfile_dir", dir);
   init_or_die();

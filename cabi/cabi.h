@@ -5,6 +5,12 @@
 #ifndef AKM_CABI_H
 #define AKM_CABI_H
 
+/* The server's values (plugin.c checks each against the server's headers
+   with _Static_assert; Go reads them through cgo). */
+#define AKM_BUFFER_TOO_SMALL 100       /* ENCRYPTION_KEY_BUFFER_TOO_SMALL */
+#define AKM_KEY_VERSION_INVALID (~0u)  /* ENCRYPTION_KEY_VERSION_INVALID */
+#define AKM_MAX_KEY_LENGTH 32          /* MY_AES_MAX_KEY_LENGTH */
+
 /* Where a message goes; plugin.c maps each to my_printf_error flags. */
 enum akm_log_kind {
   AKM_LOG_NOTE = 0,           /* error log, note */

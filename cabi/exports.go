@@ -17,8 +17,8 @@ import (
 
 // Codes returned to the server (plugin_encryption.h).
 const (
-	versionInvalid = ^C.uint(0) // ENCRYPTION_KEY_VERSION_INVALID
-	bufferTooSmall = C.uint(100)
+	versionInvalid = C.uint(C.AKM_KEY_VERSION_INVALID) // cabi.h, checked in plugin.c
+	bufferTooSmall = C.uint(C.AKM_BUFFER_TOO_SMALL)
 )
 
 // Settings are the system variables' values at plugin init.

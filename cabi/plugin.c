@@ -15,10 +15,21 @@
 #include <mysqld_error.h>
 #include <my_pthread.h>
 #include <mysql/psi/mysql_thread.h>
+#include <mysql/service_thd_alloc.h>
+#include <stdio.h>
 #include <string.h>
 #include "cabi.h"
 #include "akm_keycache.h"
 #include "_cgo_export.h"
+
+/* cabi.h carries the server's values without its headers (cgo compiles it
+   into Go); here they are tied to the headers of the server we build for. */
+_Static_assert(AKM_BUFFER_TOO_SMALL == ENCRYPTION_KEY_BUFFER_TOO_SMALL,
+               "AKM_BUFFER_TOO_SMALL differs from the server's");
+_Static_assert(AKM_KEY_VERSION_INVALID == ENCRYPTION_KEY_VERSION_INVALID,
+               "AKM_KEY_VERSION_INVALID differs from the server's");
+_Static_assert(AKM_MAX_KEY_LENGTH == MY_AES_MAX_KEY_LENGTH,
+               "AKM_MAX_KEY_LENGTH differs from the server's");
 
 #define AKM_EXPORT __attribute__((visibility("default")))
 
@@ -51,18 +62,34 @@ static TYPELIB log_level_typelib = {array_elements(log_level_names) - 1, "",
 #define AKM_MASTER_KEY_ID_MAX 2048 /* KMS KeyId limit */
 static char master_key_id_buf[AKM_MASTER_KEY_ID_MAX + 1];
 
+/* Refuse a value KMS would refuse, before anything changes: the SET fails
+   (ER_WRONG_VALUE_FOR_VAR) with a warning saying why. */
+static int check_master_key_id(MYSQL_THD thd, struct st_mysql_sys_var *var,
+                               void *save, struct st_mysql_value *value)
+{
+  char buf[256];
+  int len = sizeof(buf);
+  const char *s = value->val_str(value, buf, &len);
+  if (s && len > AKM_MASTER_KEY_ID_MAX) {
+    char msg[200];
+    snprintf(msg, sizeof msg,
+             "aws_key_management_master_key_id is %d characters long; "
+             "the limit is %d (the KMS KeyId limit)", len, AKM_MASTER_KEY_ID_MAX);
+    akm_log(AKM_LOG_CLIENT_WARNING, msg);
+    return 1;
+  }
+  *(const char **)save = s ? thd_strmake(thd, s, len) : NULL;
+  return 0;
+}
+
 static void update_master_key_id(MYSQL_THD thd, struct st_mysql_sys_var *var,
                                  void *var_ptr, const void *save)
 {
   const char *v = *(const char *const *)save;
   if (!v)
     v = "";
-  if (strlen(v) > AKM_MASTER_KEY_ID_MAX) {
-    akm_log(AKM_LOG_CLIENT_WARNING,
-            "aws_key_management_master_key_id is longer than 2048 characters; "
-            "the previous value is kept");
+  if (strlen(v) > AKM_MASTER_KEY_ID_MAX) /* refused by check_master_key_id */
     return;
-  }
   strcpy(master_key_id_buf, v);
   *(char **)var_ptr = master_key_id_buf;
   akmGoSetMasterKeyID(master_key_id_buf);
@@ -97,7 +124,7 @@ static void update_rotate(MYSQL_THD thd, struct st_mysql_sys_var *var,
 static MYSQL_SYSVAR_STR(master_key_id, master_key_id, PLUGIN_VAR_RQCMDARG,
   "KMS key (key id, key ARN, alias/name or alias ARN) that wraps new data "
   "keys. If empty, no new keys are created.",
-  NULL, update_master_key_id, "");
+  check_master_key_id, update_master_key_id, "");
 
 static MYSQL_SYSVAR_ENUM(key_spec, key_spec, PLUGIN_VAR_RQCMDARG,
   "Length of new data keys: AES_128 or AES_256.",
@@ -135,8 +162,6 @@ static MYSQL_SYSVAR_STR(keyfile_dir, keyfile_dir,
   NULL, NULL, "");
 
 #ifdef AKM_MOCK
-#include <mysql/service_thd_alloc.h>
-
 static my_bool mock;
 #define AKM_MOCK_FAULTS_MAX 4096
 static char *mock_faults;
@@ -218,8 +243,8 @@ void akm_get_settings(struct akm_settings *out)
   out->region = region ? region : "";
   out->endpoint_url = endpoint_url ? endpoint_url : "";
   out->keyfile_dir = keyfile_dir ? keyfile_dir : "";
-  out->key_spec = key_spec;
-  out->log_level = log_level;
+  out->key_spec = akm_key_spec();
+  out->log_level = akm_log_level();
   out->request_timeout = request_timeout;
 #ifdef AKM_MOCK
   out->mock = mock ? 1 : 0;
@@ -230,8 +255,10 @@ void akm_get_settings(struct akm_settings *out)
 #endif
 }
 
-unsigned long akm_key_spec(void) { return key_spec; }
-unsigned long akm_log_level(void) { return log_level; }
+/* Go reads these dynamic variables on its own threads while a SET may
+   change them: atomic loads (relaxed: each is a single word, read alone). */
+unsigned long akm_key_spec(void) { return __atomic_load_n(&key_spec, __ATOMIC_RELAXED); }
+unsigned long akm_log_level(void) { return __atomic_load_n(&log_level, __ATOMIC_RELAXED); }
 
 /* ---- the encryption plugin --------------------------------------------- */
 

@@ -3,7 +3,7 @@
 # counting every test of every level. Exits non-zero on any failure; an
 # mtr test that is skipped counts as failed (the suite must run here).
 #   scripts/test.sh            all levels
-#   scripts/test.sh LEVEL...   some of: lint unit build abi release kmscli mtr kms crash
+#   scripts/test.sh LEVEL...   some of: lint unit build abi keycache release kmscli mtr kms crash
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -12,7 +12,7 @@ export AWS_EC2_METADATA_DISABLED=true
 LOGS="$ROOT/build/test-logs"
 mkdir -p "$LOGS"
 levels=("$@")
-((${#levels[@]})) || levels=(lint unit build abi release kmscli mtr kms crash)
+((${#levels[@]})) || levels=(lint unit build abi keycache release kmscli mtr kms crash)
 
 PASS=0 FAIL=0
 FAILED_ITEMS=()
@@ -93,6 +93,22 @@ abi() {
   add "$p" "$f"
   printf '  %s (ABI host)\n' "$line"
   ((rc == 0 || f > 0)) || bad "ABI host exited $rc"
+}
+
+keycache() {
+  section "keycache: the C key table by itself under ThreadSanitizer"
+  if ! make -s build/keycache-test >"$LOGS/keycache-build.log" 2>&1; then cat "$LOGS/keycache-build.log"; bad "building the key table test"; return; fi
+  # Any ThreadSanitizer report stops the test with exit code 66.
+  TSAN_OPTIONS="halt_on_error=1 exitcode=66" timeout 300 build/keycache-test >"$LOGS/keycache.log" 2>&1
+  local rc=$?
+  grep -E '^FAIL' "$LOGS/keycache.log" | sed 's/^/    /'
+  if ((rc == 66)); then grep -A20 'WARNING: ThreadSanitizer' "$LOGS/keycache.log" | head -40; bad "ThreadSanitizer reported a data race (see $LOGS/keycache.log)"; return; fi
+  local line; line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$LOGS/keycache.log" | tail -1)
+  if [ -z "$line" ]; then tail -20 "$LOGS/keycache.log"; bad "key table test did not finish (exit $rc)"; return; fi
+  local p f; read -r p _ f _ <<<"${line//,/}"
+  add "$p" "$f"
+  printf '  %s (key table, TSan)\n' "$line"
+  ((rc == 0 || f > 0)) || bad "key table test exited $rc"
 }
 
 release() {
@@ -249,8 +265,8 @@ crash() {
 
 for l in "${levels[@]}"; do
   case "$l" in
-    lint|unit|build|abi|release|kmscli|mtr|kms|crash) "$l" ;;
-    *) echo "unknown level $l (want lint unit build abi release kmscli mtr kms crash)"; exit 2 ;;
+    lint|unit|build|abi|keycache|release|kmscli|mtr|kms|crash) "$l" ;;
+    *) echo "unknown level $l (want lint unit build abi keycache release kmscli mtr kms crash)"; exit 2 ;;
   esac
 done
 

@@ -7,9 +7,10 @@
   usage: host <path/to/aws_key_management.so> <empty scratch dir>
   The library must be a mock build (it sets aws_key_management_mock=ON).
   Prints one line per check and "N passed, N failed"; exits 1 on failure.
+  The loading, the service handshake and the sysvar lookup are shared with
+  bench/bench.c (tests/include/akm_host.h).
 */
 #define _GNU_SOURCE
-#include <dlfcn.h>
 #include <elf.h>
 #include <link.h>
 #include <pthread.h>
@@ -20,12 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <mysql/plugin.h>
-#include <mysql/plugin_encryption.h>
-
-/* The server's service_versions.h is not shipped with the dev package;
-   10.11 expects this version of my_print_error (see shared NOTES). */
-#define VERSION_my_print_error 0x0100
+#include "akm_host.h"
 
 static int passed, failed;
 
@@ -42,7 +38,7 @@ static int passed, failed;
     printf("\n");                                                             \
   } while (0)
 
-/* ---- a my_print_error service like the server's, capturing messages -- */
+/* ---- the plugin's messages, captured -------------------------------- */
 
 #define MSGS 64
 static char msgs[MSGS][600];
@@ -50,7 +46,8 @@ static unsigned long msg_flags[MSGS];
 static int nmsgs;
 static pthread_mutex_t msg_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static void capture(unsigned long flags, const char *fmt, va_list ap)
+/* The plugin's messages are captured for the checks below. */
+static void akm_host_message(unsigned long flags, const char *fmt, va_list ap)
 {
   pthread_mutex_lock(&msg_lock);
   int i = nmsgs < MSGS ? nmsgs++ : MSGS - 1;
@@ -58,28 +55,6 @@ static void capture(unsigned long flags, const char *fmt, va_list ap)
   msg_flags[i] = flags;
   pthread_mutex_unlock(&msg_lock);
 }
-static void fake_my_error(unsigned int nr, unsigned long flags, ...)
-{
-  (void)nr;
-  (void)flags;
-}
-static void fake_my_printf_error(unsigned int nr, const char *fmt,
-                                 unsigned long flags, ...)
-{
-  va_list ap;
-  (void)nr;
-  va_start(ap, flags);
-  capture(flags, fmt, ap);
-  va_end(ap);
-}
-static void fake_my_printv_error(unsigned int nr, const char *fmt,
-                                 unsigned long flags, va_list ap)
-{
-  (void)nr;
-  capture(flags, fmt, ap);
-}
-static struct my_print_error_service_st fake_print_error = {
-  fake_my_error, fake_my_printf_error, fake_my_printv_error};
 
 /* Index of the first captured message containing s, or -1. */
 static int find_msg(const char *s)
@@ -97,46 +72,6 @@ static void clear_msgs(void)
   pthread_mutex_lock(&msg_lock);
   nmsgs = 0;
   pthread_mutex_unlock(&msg_lock);
-}
-
-/* ---- sysvars, looked up by name as the server does ------------------- */
-
-struct any_sysvar { /* MYSQL_PLUGIN_VAR_HEADER, then the value pointer */
-  int flags;
-  const char *name;
-  const char *comment;
-  mysql_var_check_func check;
-  mysql_var_update_func update;
-  void *value;
-};
-
-static struct st_maria_plugin *plugin;
-
-static struct any_sysvar *sysvar(const char *name)
-{
-  for (struct st_mysql_sys_var **v = plugin->system_vars; v && *v; v++) {
-    struct any_sysvar *s = (struct any_sysvar *)*v;
-    if (strcmp(s->name, name) == 0)
-      return s;
-  }
-  return NULL;
-}
-
-/* Set the way the server does before init (command line). */
-static void set_str(const char *name, const char *val)
-{
-  *(const char **)sysvar(name)->value = val;
-}
-/* Set the way SET GLOBAL does (update function, or plain store). */
-static void set_global_str(const char *name, const char *val)
-{
-  struct any_sysvar *v = sysvar(name);
-  v->update(NULL, (struct st_mysql_sys_var *)v, v->value, &val);
-}
-static void set_global_int(const char *name, int val)
-{
-  struct any_sysvar *v = sysvar(name);
-  v->update(NULL, (struct st_mysql_sys_var *)v, v->value, &val);
 }
 
 /* ---- NODELETE ----------------------------------------------------- */
@@ -187,8 +122,6 @@ static int locked_dontdump_mappings(unsigned long min_kb)
 
 /* ---- concurrency -------------------------------------------------- */
 
-static struct st_mariadb_encryption *enc;
-
 static void *hammer(void *arg)
 {
   /* key ids and their lengths: 1 and 100000 are AES_128, 4 is AES_256 */
@@ -215,16 +148,15 @@ int main(int argc, char **argv)
   }
   const char *so = argv[1], *dir = argv[2];
 
-  void *h = dlopen(so, RTLD_NOW | RTLD_LOCAL);
-  if (!h) {
+  struct akm_host_lib lib;
+  if (akm_host_dlopen(so, &lib) != 0) {
     fprintf(stderr, "dlopen: %s\n", dlerror());
     return 1;
   }
-  CHECK(has_nodelete(h), "library is marked NODELETE (dlclose must never unmap the Go runtime)");
+  CHECK(has_nodelete(lib.handle), "library is marked NODELETE (dlclose must never unmap the Go runtime)");
 
-  int *iv = dlsym(h, "_maria_plugin_interface_version_");
-  int *sz = dlsym(h, "_maria_sizeof_struct_st_plugin_");
-  struct st_maria_plugin *decl = dlsym(h, "_maria_plugin_declarations_");
+  const int *iv = lib.interface_version, *sz = lib.sizeof_struct;
+  struct st_maria_plugin *decl = lib.decl;
   CHECK(iv && *iv == MARIA_PLUGIN_INTERFACE_VERSION,
         "_maria_plugin_interface_version_ = 0x%x", iv ? *iv : -1);
   CHECK(sz && *sz == (int)sizeof(struct st_maria_plugin),
@@ -255,16 +187,16 @@ int main(int argc, char **argv)
   CHECK((sysvar("region")->flags & PLUGIN_VAR_READONLY) != 0, "region is read-only");
 
   /* The server's service handshake: the initial value is the version. */
-  void **svc = dlsym(h, "my_print_error_service");
+  void **svc = lib.print_error_service;
   CHECK(svc && *svc == (void *)VERSION_my_print_error,
         "my_print_error_service carries version 0x%x", VERSION_my_print_error);
+  CHECK(akm_host_check(&lib) == NULL, "the library passes the server's load checks");
   if (!svc)
     return 1;
-  *svc = &fake_print_error;
+  akm_host_attach(&lib);
 
   /* Settings as from the command line, then init. */
-  static my_bool on = 1;
-  *(my_bool *)sysvar("mock")->value = on;
+  set_bool("mock", 1);
   set_str("master_key_id", "host-test-cmk");
   set_str("keyfile_dir", dir);
   CHECK(plugin->init(NULL) == 0, "init with mock=ON succeeds");
