@@ -15,10 +15,16 @@ import (
 	"github.com/mariadb-go/aws_key_management/internal/logtext"
 )
 
-// Codes returned to the server (plugin_encryption.h).
+// Codes returned to the server and the longest key it takes, from
+// cabi.h (plugin.c checks them against the server's headers at compile
+// time; the main package checks the key manager's against these).
 const (
-	versionInvalid = C.uint(C.AKM_KEY_VERSION_INVALID) // cabi.h, checked in plugin.c
-	bufferTooSmall = C.uint(C.AKM_BUFFER_TOO_SMALL)
+	KeyVersionInvalid uint32 = C.AKM_KEY_VERSION_INVALID
+	BufferTooSmall    uint32 = C.AKM_BUFFER_TOO_SMALL
+	MaxKeyLength             = C.AKM_MAX_KEY_LENGTH
+
+	versionInvalid = C.uint(KeyVersionInvalid)
+	bufferTooSmall = C.uint(BufferTooSmall)
 )
 
 // Settings are the system variables' values at plugin init.

@@ -15,6 +15,16 @@ import (
 
 func main() {}
 
+// The key manager's return codes and key length are the server's: cabi's
+// constants come from cabi.h, which plugin.c checks against
+// plugin_encryption.h. A mismatch does not compile (a constant index out
+// of range).
+var (
+	_ = [1]struct{}{}[keys.VersionInvalid-cabi.KeyVersionInvalid]
+	_ = [1]struct{}{}[keys.BufferTooSmall-cabi.BufferTooSmall]
+	_ = [1]struct{}{}[keys.MaxKeyLength-cabi.MaxKeyLength]
+)
+
 func init() { cabi.Register(&app{}) }
 
 // app implements cabi.Plugin for one plugin lifetime.
