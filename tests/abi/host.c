@@ -281,8 +281,11 @@ int main(int argc, char **argv)
   set_global_str("mock_faults", "fail=GenerateDataKeyWithoutPlaintext:Panic:1");
   CHECK(enc->get_latest_key_version(55) == ENCRYPTION_KEY_VERSION_INVALID,
         "a panic inside get_latest_key_version returns VERSION_INVALID");
-  CHECK(find_msg("AWS KMS plugin: internal error in get_latest_key_version: mock KMS: injected panic") >= 0,
-        "the panic is logged once, naming the entry point");
+  int pi = find_msg("AWS KMS plugin: internal error in get_latest_key_version: mock KMS: injected panic");
+  CHECK(pi >= 0, "the panic is logged once, naming the entry point");
+  CHECK(pi >= 0 && strstr(msgs[pi], " at github.com/mariadb-go/aws_key_management/internal/mock.(*KMS).begin (mock/kms.go:") &&
+            !strchr(msgs[pi], '\n') && strlen(msgs[pi]) < 400,
+        "the panic line names the site that panicked, on one short line: %s", pi >= 0 ? msgs[pi] : "");
   set_global_str("mock_faults", "");
   CHECK(enc->get_latest_key_version(55) == 1, "after the panic key 55 is created normally");
 
@@ -331,6 +334,19 @@ int main(int argc, char **argv)
         "after re-init, key 1 version 1 unwraps from its file to the same key");
   CHECK(enc->get_latest_key_version(1) == 3, "after re-init, latest version of key 1 is 3");
   CHECK(plugin->deinit(NULL) == 0, "deinit");
+
+  /* A master_key_id longer than KMS takes, given at start (no check
+     function runs for command-line values): init fails, saying why. */
+  static char long_id[2050];
+  memset(long_id, 'k', sizeof long_id - 1);
+  long_id[sizeof long_id - 1] = 0;
+  clear_msgs();
+  set_str("master_key_id", long_id);
+  CHECK(plugin->init(NULL) != 0, "init fails for a 2049-character master_key_id");
+  CHECK(find_msg("aws_key_management_master_key_id has 2049 characters; a KMS key id, ARN or alias has at most 2048") >= 0,
+        "the failure names the variable, its length and the limit");
+  CHECK(plugin->deinit(NULL) == 0, "deinit after a failed init");
+  set_str("master_key_id", "host-test-cmk");
 
   /* A failed init is followed by deinit, which must cope. */
   set_str("keyfile_dir", "/nonexistent/aws-kms-host-test");
