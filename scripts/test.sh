@@ -40,6 +40,7 @@ lint() {
 declare -A GO_SKIP_OK=(
   ["internal/keyfile TestCrashChild"]="the child half of TestCreateSurvivesKill9, which runs it in its own process; alone it skips"
   ["internal/keyfile TestUnreadableChild"]="the unprivileged half of TestReadUnreadablePermission, which runs it as uid 65534; alone it skips"
+  ["internal/keyfile TestReadOnlyMountChild"]="the child of TestCreateReadOnlyMount, which runs it in a private mount namespace; alone it skips"
 )
 
 # count_go_tests JSON LOG: adds the results of a `go test -json` run: the
