@@ -2,9 +2,9 @@
 # Reads the output of `go test -json` (JSON FILE) and
 #   - writes the tests' own output, as `go test -v` prints it, to HUMAN LOG;
 #   - prints one line "counts PASSED FAILED SKIPPED" and then, for every
-#     failed or skipped test (subtests included), "fail PACKAGE TEST" or
-#     "skip PACKAGE TEST\tMESSAGE" (MESSAGE: what the test printed, on one
-#     line).
+#     failed or skipped test (subtests included), "fail PACKAGE TEST\tMESSAGE"
+#     or "skip PACKAGE TEST\tMESSAGE" (MESSAGE: what the test printed, on
+#     one line).
 # Only "pass"/"fail"/"skip" events that name a test count: a test's
 # output that merely contains "--- PASS" (a child process it ran, say) is
 # output, not a result. PACKAGE is relative to the module.
@@ -45,11 +45,10 @@ while (my $line = <$in>) {
 	}
 	next unless defined $e->{Test} && $e->{Test} ne '';
 	if ($act eq 'pass') { $pass++ }
-	elsif ($act eq 'fail') { $fail++; push @results, "fail $pkg $e->{Test}" }
-	elsif ($act eq 'skip') {
-		$skip++;
+	elsif ($act eq 'fail' || $act eq 'skip') {
+		$act eq 'fail' ? $fail++ : $skip++;
 		my $msg = join(' | ', @{ $said{"$pkg $e->{Test}"} // [] });
-		push @results, "skip $pkg $e->{Test}\t$msg";
+		push @results, "$act $pkg $e->{Test}\t$msg";
 	}
 }
 print "counts $pass $fail $skip\n";

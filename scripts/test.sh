@@ -59,7 +59,7 @@ count_go_tests() {
   while IFS=$'\t' read -r kind msg; do
     read -r kind pkg name <<<"$kind"
     case $kind in
-      fail) printf '    --- FAIL: %s %s\n' "$pkg" "$name" ;;
+      fail) printf '    --- FAIL: %s %s: %.600s\n' "$pkg" "$name" "$msg" ;;
       skip)
         if [ -n "${GO_SKIP_OK["$pkg $name"]:-}" ]; then
           printf '  skipped as expected: %s %s (%s)\n' "$pkg" "$name" "${GO_SKIP_OK["$pkg $name"]}"
@@ -75,7 +75,12 @@ unit() {
   go test -race -count=1 -json ./internal/... ./cmd/... >"$LOGS/unit.json" 2>"$LOGS/unit.stderr"
   local rc=$?
   count_go_tests "$LOGS/unit.json" "$LOGS/unit.log"
-  if ((rc != 0)); then cat "$LOGS/unit.stderr"; tail -30 "$LOGS/unit.log"; bad "go test -race exited $rc"; fi
+  if ((rc != 0)); then
+    # No failed test to show (a build error, a panic, a timeout): the end
+    # of the output says why.
+    grep -q '^--- FAIL' "$LOGS/unit.log" || { cat "$LOGS/unit.stderr"; tail -30 "$LOGS/unit.log"; }
+    bad "go test -race exited $rc"
+  fi
   # The internal packages are plain Go: they must build and pass without cgo.
   if CGO_ENABLED=0 go test -count=1 ./internal/... >"$LOGS/unit-nocgo.log" 2>&1; then
     ok "CGO_ENABLED=0 go test ./internal/..."
