@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 )
 
 func TestCreateReadScan(t *testing.T) {
@@ -127,26 +130,9 @@ func TestReadBadFiles(t *testing.T) {
 	}
 }
 
-func TestReadUnreadable(t *testing.T) {
-	if os.Geteuid() == 0 {
-		// root reads a 0000 file anyway; the permission case is covered
-		// by the mtr suite's unreadable-file test under a real server.
-		t.Log("running as root: checking that a 0000 file still reads (root bypasses modes)")
-	}
-	dir := t.TempDir()
-	s := New(dir)
-	p := filepath.Join(dir, "aws-kms-key.1.1")
-	if err := os.WriteFile(p, []byte("x"), 0); err != nil {
-		t.Fatal(err)
-	}
-	_, err := s.Read(1, 1)
-	if os.Geteuid() != 0 && !errors.Is(err, os.ErrPermission) {
-		t.Errorf("Read of mode 0000 file = %v, want permission error", err)
-	}
-	if os.Geteuid() == 0 && err != nil {
-		t.Errorf("root Read = %v", err)
-	}
-}
+// The permission error for a key file the server may not read is
+// TestReadUnreadablePermission's (as uid 65534 in a child when the tests
+// run as root).
 
 func TestCleanTemp(t *testing.T) {
 	dir := t.TempDir()
@@ -175,15 +161,80 @@ func TestCleanTemp(t *testing.T) {
 	}
 }
 
-func TestCreateReadOnlyDir(t *testing.T) {
-	if os.Geteuid() == 0 {
-		t.Log("root ignores directory modes; using a missing directory instead")
-	}
+// Create in a key directory that does not exist fails with ErrNotExist.
+func TestCreateMissingDir(t *testing.T) {
 	s := New(filepath.Join(t.TempDir(), "missing"))
 	err := s.Create(1, 1, []byte("x"))
 	if err == nil || !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("Create in missing dir = %v", err)
 	}
+}
+
+// roMountEnv names the key directory for the child of
+// TestCreateReadOnlyMount.
+const roMountEnv = "KEYFILE_ROMOUNT_DIR"
+
+// Create in a key directory on a read-only file system fails with EROFS,
+// naming the file, and leaves the previous version as it was. Root writes
+// a directory of any mode, so the directory is a tmpfs remounted
+// read-only, in a child process of this test binary with its own mount
+// namespace: the mount is never seen outside it and ends with it.
+func TestCreateReadOnlyMount(t *testing.T) {
+	if os.Getenv(roMountEnv) != "" {
+		t.Fatal("the child runs only TestReadOnlyMountChild")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a tmpfs in a private mount namespace needs root (CAP_SYS_ADMIN); the unit level runs as root")
+	}
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestReadOnlyMountChild$", "-test.v", "-test.count=1")
+	cmd.Env = append(os.Environ(), roMountEnv+"="+dir)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS} // Go makes / private in it
+	out, err := runBounded(cmd, 60*time.Second)
+	if err != nil || !bytes.Contains(out, []byte("--- PASS: TestReadOnlyMountChild")) {
+		t.Fatalf("child with a read-only tmpfs: %v\n%s", err, out)
+	}
+	if names := dirNames(t, dir); len(names) != 0 {
+		t.Fatalf("the child's mount or files are visible here: %v", names)
+	}
+	t.Logf("checked in a child process with its own mount namespace:\n%s", out)
+}
+
+// TestReadOnlyMountChild is the child of TestCreateReadOnlyMount; on its
+// own it is skipped.
+func TestReadOnlyMountChild(t *testing.T) {
+	dir := os.Getenv(roMountEnv)
+	if dir == "" {
+		t.Skip("the child of TestCreateReadOnlyMount; it runs only when that test starts it, in a private mount namespace")
+	}
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=256k,mode=0700"); err != nil {
+		t.Fatalf("mount tmpfs on %s: %v", dir, err)
+	}
+	s := New(dir)
+	prev := []byte("version 1, written before the remount")
+	if err := s.Create(5, 1, prev); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", syscall.MS_REMOUNT|syscall.MS_RDONLY, ""); err != nil {
+		t.Fatalf("remount %s read-only: %v", dir, err)
+	}
+	err := s.Create(5, 2, []byte("version 2"))
+	if !errors.Is(err, syscall.EROFS) || errors.Is(err, ErrExists) {
+		t.Fatalf("Create on a read-only file system = %v, want EROFS", err)
+	}
+	if !strings.Contains(err.Error(), s.Path(5, 2)) || !strings.Contains(err.Error(), "read-only file system") {
+		t.Errorf("error %q does not name %s and the reason", err, s.Path(5, 2))
+	}
+	if got := dirNames(t, dir); !reflect.DeepEqual(got, []string{Name(5, 1)}) {
+		t.Errorf("directory after the failed Create: %v, want only %s", got, Name(5, 1))
+	}
+	if got, err := s.Read(5, 1); err != nil || !bytes.Equal(got, prev) {
+		t.Errorf("previous version: %q, %v", got, err)
+	}
+	if v, err := s.Latest(5); v != 1 || err != nil {
+		t.Errorf("Latest = %d, %v; want 1", v, err)
+	}
+	t.Logf("uid %d, read-only tmpfs: %v", os.Geteuid(), err)
 }
 
 func FuzzRead(f *testing.F) {

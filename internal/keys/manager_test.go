@@ -1374,30 +1374,62 @@ func TestConcurrentUse(t *testing.T) {
 
 // A GetKey running while Close wipes the keys must return either the whole
 // key or VersionInvalid, never a zeroed or half-zeroed key (run with -race:
-// the copy and the wipe were a data race).
+// the copy and the wipe were a data race). Close starts only once the
+// reader is running, and the reader goes on until it sees Close's effect
+// (VersionInvalid), so every round has calls on both sides of Close.
 func TestGetKeyDuringClose(t *testing.T) {
+	const (
+		maxCalls = 10_000_000
+		maxTime  = 10 * time.Second
+	)
 	for round := 0; round < 20; round++ {
 		e := newEnv(t, "", nil)
 		if v := e.m.LatestKeyVersion(1); v != 1 {
 			t.Fatalf("LatestKeyVersion(1) = %d", v)
 		}
 		want := e.key(t, 1, 1)
+		running := make(chan struct{})
 		done := make(chan struct{})
-		var bad atomic.Int32
+		var ok, invalid, bad, other, calls int
 		go func() {
 			defer close(done)
 			buf := make([]byte, keys.MaxKeyLength)
-			for i := 0; i < 2000; i++ {
+			deadline := time.Now().Add(maxTime)
+			for calls < maxCalls && invalid == 0 && time.Now().Before(deadline) {
 				n, code := e.m.GetKey(1, 1, buf)
-				if code == 0 && !bytes.Equal(buf[:n], want) {
-					bad.Add(1)
+				calls++
+				switch {
+				case code == 0 && bytes.Equal(buf[:n], want):
+					ok++
+					if ok == 1 {
+						close(running)
+					}
+				case code == 0:
+					bad++
+				case code == keys.VersionInvalid && n == 0:
+					invalid++
+				default:
+					other++
 				}
 			}
 		}()
+		select {
+		case <-running:
+		case <-done:
+		case <-time.After(maxTime):
+			t.Fatalf("round %d: GetKey did not succeed within %v", round, maxTime)
+		}
 		e.m.Close(waitLimit)
 		<-done
-		if bad.Load() != 0 {
-			t.Fatalf("round %d: %d GetKey calls returned a wiped key with code 0", round, bad.Load())
+		switch {
+		case bad != 0:
+			t.Fatalf("round %d: %d of %d GetKey calls returned a wiped key with code 0", round, bad, calls)
+		case other != 0:
+			t.Fatalf("round %d: %d of %d GetKey calls returned neither the key nor VersionInvalid", round, other, calls)
+		case ok == 0:
+			t.Fatalf("round %d: no GetKey call succeeded before Close (%d calls)", round, calls)
+		case invalid == 0:
+			t.Fatalf("round %d: no GetKey call saw VersionInvalid after Close (%d calls, %d succeeded)", round, calls, ok)
 		}
 	}
 }

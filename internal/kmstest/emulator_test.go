@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -473,7 +474,8 @@ func TestDropConnection(t *testing.T) {
 
 func TestDelay(t *testing.T) {
 	t.Parallel()
-	s, url := emu(t, Config{})
+	var log lockedBuffer
+	s, url := emu(t, Config{Log: &log})
 	s.CreateKey("k")
 	c := client(t, url)
 	cx := ctx(t)
@@ -500,7 +502,21 @@ func TestDelay(t *testing.T) {
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("cancelled call took %v", d)
 	}
-	// The handler noticed the client left: the server is free again at once.
+	// The handler noticed the client left: it ends (and logs the request
+	// as cancelled, with no status) at once, not when the 20 s delay is
+	// over.
+	canceled := regexp.MustCompile(`(?m)^\S+ op=Decrypt key=\S+ status=- error=RequestCanceled dur=(\S+)$`)
+	var m []string
+	for wait := time.Now().Add(time.Second); m == nil && time.Now().Before(wait); time.Sleep(10 * time.Millisecond) {
+		m = canceled.FindStringSubmatch(log.String())
+	}
+	if m == nil {
+		t.Fatalf("no 'op=Decrypt ... status=- error=RequestCanceled' line within 1 s of the client giving up (%v after the call); log:\n%s",
+			time.Since(start), log.String())
+	}
+	if d, err := time.ParseDuration(m[1]); err != nil || d > 5*time.Second {
+		t.Fatalf("the cancelled Decrypt's handler ran %s (%v)", m[1], err)
+	}
 	if err := s.SetFaults(""); err != nil {
 		t.Fatal(err)
 	}

@@ -131,27 +131,19 @@ func (r result[T]) ok(t *testing.T) T {
 	return r.v
 }
 
-// rawKMS sends a KMS request signed with the SDK's own SigV4 signer at
-// time when; edit, if set, changes the request after signing. It returns
-// the status, the exception name ("" on success) and the body.
+// rawKMS sends a KMS request to url's path / signed with the SDK's own
+// SigV4 signer at time when; edit, if set, changes the request after
+// signing. It returns the status, the exception name ("" on success) and
+// the body.
 func rawKMS(t *testing.T, url, target string, body []byte, when time.Time, signLen int64, edit func(*http.Request)) (int, string, []byte) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, url+"/", bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
-	if target != "" {
-		req.Header.Set("X-Amz-Target", target)
-	}
-	sum := sha256.Sum256(body)
-	real := req.ContentLength
-	req.ContentLength = signLen // -1: sign without content-length, as the AWS CLIs do
-	creds := aws.Credentials{AccessKeyID: testAKID, SecretAccessKey: testSecret}
-	if err := v4.NewSigner().SignHTTP(context.Background(), creds, req, hex.EncodeToString(sum[:]), "kms", testRegion, when); err != nil {
-		t.Fatal(err)
-	}
-	req.ContentLength = real
+	return rawKMSSignedAt(t, url, "/", target, body, when, signLen, edit)
+}
+
+// rawKMSSignedAt is rawKMS with the request made and signed for path.
+func rawKMSSignedAt(t *testing.T, url, path, target string, body []byte, when time.Time, signLen int64, edit func(*http.Request)) (int, string, []byte) {
+	t.Helper()
+	req := signedRequest(t, url+path, target, body, when, signLen)
 	if edit != nil {
 		edit(req)
 	}
@@ -170,4 +162,29 @@ func rawKMS(t *testing.T, url, target string, body []byte, when time.Time, signL
 		code, _, _ = strings.Cut(rest, `"`)
 	}
 	return resp.StatusCode, code, b
+}
+
+// signedRequest makes a KMS request to url signed with the SDK's own SigV4
+// signer at time when, with the test credentials and region; signLen is
+// the content length the signer sees (-1: sign without content-length,
+// as the AWS CLIs do).
+func signedRequest(t *testing.T, url, target string, body []byte, when time.Time, signLen int64) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
+	if target != "" {
+		req.Header.Set("X-Amz-Target", target)
+	}
+	sum := sha256.Sum256(body)
+	real := req.ContentLength
+	req.ContentLength = signLen
+	creds := aws.Credentials{AccessKeyID: testAKID, SecretAccessKey: testSecret}
+	if err := v4.NewSigner().SignHTTP(context.Background(), creds, req, hex.EncodeToString(sum[:]), "kms", testRegion, when); err != nil {
+		t.Fatal(err)
+	}
+	req.ContentLength = real
+	return req
 }

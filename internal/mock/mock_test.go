@@ -561,7 +561,14 @@ func TestFaultDataKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := mock.Open(blob); bytes.Equal(got, key16) {
+	got, err := mock.Open(blob)
+	if err != nil {
+		t.Fatalf("Open of the data key's blob: %v", err)
+	}
+	if len(got) != 16 {
+		t.Fatalf("AES_128 data key of %d bytes", len(got))
+	}
+	if bytes.Equal(got, key16) {
 		t.Errorf("datakey still applies after SetFaults(nil)")
 	}
 }

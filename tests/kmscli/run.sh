@@ -96,8 +96,12 @@ export AWS_ACCESS_KEY_ID=$AKID AWS_SECRET_ACCESS_KEY=$SECRET AWS_DEFAULT_REGION=
 export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_EC2_METADATA_DISABLED=true
 export AWS_PAGER="" AWS_CLI_AUTO_PROMPT=off NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost
 
+# REQUESTS counts the calls made to the emulator (a CLI call that is
+# retried makes more requests; each one is a line of its log).
+REQUESTS=0
 # kms ARGS...: one bounded CLI call; stdout to $WORK/out, stderr to $WORK/err.
 kms() {
+	REQUESTS=$((REQUESTS + 1))
 	timeout 60 "$AWS_BIN" --endpoint-url "$ENDPOINT" kms "$@" >"$WORK/out" 2>"$WORK/err"
 }
 out() { tr -d '\r' <"$WORK/out" | sed -e 's/[[:space:]]*$//'; }
@@ -105,6 +109,7 @@ why() { tr '\n' ' ' <"$WORK/err" | cut -c1-300; }
 b64d() { base64 -d 2>/dev/null; }
 # control PATH BODY: an unsigned request to the emulator's control endpoint.
 control() {
+	REQUESTS=$((REQUESTS + 1))
 	timeout 10 bash -c 'exec 3<>"/dev/tcp/${0%:*}/${0##*:}" || exit 1
 		printf "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s" "$1" "$0" "${#2}" "$2" >&3
 		IFS= read -r status <&3; case "$status" in "HTTP/1.1 2"*) exit 0;; *) exit 1;; esac' \
@@ -304,9 +309,21 @@ else
 	fail "encrypt under alias/fixed: $(why)"
 fi
 
-if grep -q -F -e "$SECRET" -e "Signature=" "$WORK/emulator.log"; then
-	fail "the emulator log holds a secret or signature"
-else
-	ok "emulator log holds no secret or signature ($(wc -l <"$WORK/emulator.log") lines)"
-fi
+# The log is complete once the emulator has stopped (a request's line is
+# written after its answer). It must hold a line for every request made,
+# and none of them a secret or a signature.
+stop_emulator
+LOG_LINES=$(grep -c ' op=[^ ]* key=[^ ]* status=' "$WORK/emulator.log")
+grep -q -F -e "$SECRET" -e "Signature=" "$WORK/emulator.log"
+case "$?,$LOG_LINES" in
+1,*)
+	if [ "$LOG_LINES" -ge "$REQUESTS" ]; then
+		ok "emulator log holds no secret or signature ($LOG_LINES request lines for $REQUESTS requests)"
+	else
+		fail "emulator log has $LOG_LINES request lines for $REQUESTS requests: $(ls -l "$WORK/emulator.log" 2>&1)"
+	fi
+	;;
+0,*) fail "the emulator log holds a secret or signature" ;;
+*) fail "emulator log $WORK/emulator.log missing or unreadable ($LOG_LINES request lines for $REQUESTS requests)" ;;
+esac
 finish
