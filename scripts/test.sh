@@ -198,7 +198,9 @@ release() {
   else bad "UNINSTALL/INSTALL cycle"; fi
   if srv_stop; then ok "clean shutdown with the plugin loaded"; else bad "shutdown exit status $?"; fi
   SRV_ENV=()
-  if grep -E "\[ERROR\]" "$log" | grep -v "AWS KMS plugin : KMS Client API" | grep -q .; then
+  # (grep -c reads its whole input: with pipefail, an early exit of grep -q
+  # would make the first grep fail on SIGPIPE and hide a match.)
+  if [ "$(grep -E "\[ERROR\]" "$log" | grep -vc "AWS KMS plugin : KMS Client API")" != 0 ]; then
     grep -E "\[ERROR\]" "$log" | grep -v "AWS KMS plugin : KMS Client API" | head -5; bad "unexpected [ERROR] lines in the error log"
   else ok "no unexpected [ERROR] lines in the error log"; fi
 }

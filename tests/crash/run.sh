@@ -115,7 +115,7 @@ expect_rotation_refused() {
   else
     fail "$what: client got: $out"
   fi
-  if log_since "$mark" | grep -qE "\[ERROR\] .*AWS KMS plugin: Can't create key file: creating $KEYDIR/aws-kms-key\.5\.2: .*$reason"; then
+  if grep -qE "\[ERROR\] .*AWS KMS plugin: Can't create key file: creating $KEYDIR/aws-kms-key\.5\.2: .*$reason" <(log_since "$mark"); then
     ok "$what: the error log names the file and the reason: $(log_since "$mark" | grep -o "Can't create key file: .*" | head -1)"
   else
     log_since "$mark" | sed 's/^/#   /'
@@ -212,7 +212,7 @@ disk_checks() {
   mark=$(log_mark)
   out=$(q -e "SET GLOBAL aws_key_management_rotate_key = 5; SHOW WARNINGS" 2>&1)
   if [ -z "$out" ] && [ -s "$KEYDIR/aws-kms-key.5.2" ] &&
-     log_since "$mark" | grep -q "generated encrypted datakey for key id=5, version=2"; then
+     grep -q "generated encrypted datakey for key id=5, version=2" <(log_since "$mark"); then
     ok "disk usable again: rotation writes aws-kms-key.5.2"
   else fail "rotation after the disk recovered: '$out'"; fi
   for i in $(seq 1 60); do
@@ -355,7 +355,7 @@ kill_loop() {
     left=$(cd "$SRV_DIR/data" && ls -A | grep -c '\.tmp-')
     if [ -n "$temps" ]; then
       while read -r t; do
-        log_since "$mark" | grep -qF "AWS KMS plugin: removed $t, left over from an interrupted key file write" || missing+=" $t"
+        grep -qF "AWS KMS plugin: removed $t, left over from an interrupted key file write" <(log_since "$mark") || missing+=" $t"
       done <<<"$temps"
     fi
     if [ "$left" = 0 ] && [ -z "$missing" ]; then

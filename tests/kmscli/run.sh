@@ -156,7 +156,7 @@ if kms list-aliases --query "Aliases[?AliasName=='alias/kmscli'].[TargetKeyId,Al
 else
 	fail "list-aliases: '$(out)' $(why)"
 fi
-if kms list-keys --query 'Keys[].KeyId' --output text && out | grep -q "$KEY1" && out | grep -q cli-fixed-key; then
+if kms list-keys --query 'Keys[].KeyId' --output text && grep -q "$KEY1" <(out) && grep -q cli-fixed-key <(out); then
 	ok "list-keys shows both keys"
 else
 	fail "list-keys: '$(out)' $(why)"
