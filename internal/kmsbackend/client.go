@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -89,7 +90,8 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	httpClient := awshttp.NewBuildableClient().
 		WithTimeout(attempt).
-		WithDialerOptions(func(d *net.Dialer) { d.Timeout = attempt })
+		WithDialerOptions(func(d *net.Dialer) { d.Timeout = attempt }).
+		WithTransportOptions(func(t *http.Transport) { t.MaxResponseHeaderBytes = maxResponseHeader })
 	opts = append(opts, config.WithHTTPClient(httpClient))
 	awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
@@ -103,6 +105,9 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		if endpoint != "" {
 			o.BaseEndpoint = aws.String(endpoint)
 		}
+		// awsCfg.HTTPClient is httpClient, with AWS_CA_BUNDLE applied
+		// if set; the credential providers use it unwrapped.
+		o.HTTPClient = boundedClient{next: awsCfg.HTTPClient, max: MaxResponseBody}
 		if cfg.Log != nil {
 			o.APIOptions = append(o.APIOptions, cfg.Log.addLogging)
 		}
