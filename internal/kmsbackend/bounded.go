@@ -35,6 +35,9 @@ type boundedClient struct {
 }
 
 func (c boundedClient) Do(req *http.Request) (*http.Response, error) {
+	if req.Body != nil && req.Body != http.NoBody {
+		req.Body = readCloserOnly{req.Body}
+	}
 	resp, err := c.next.Do(req)
 	if err != nil || resp == nil {
 		return resp, err
@@ -47,6 +50,17 @@ func (c boundedClient) Do(req *http.Request) (*http.Response, error) {
 	resp.Body = &limitedBody{body: resp.Body, left: c.max, op: op, max: c.max}
 	return resp, nil
 }
+
+// readCloserOnly hides the WriteTo method of the SDK's request body.
+// The SDK closes that body as soon as Do returns, which can be before
+// net/http's writer has made its final check that the body holds nothing
+// beyond its Content-Length; that check copies with WriteTo, which after
+// the close returns io.EOF as an error, so net/http counts the request as
+// not fully written and drops the connection instead of keeping it alive
+// (about one call in ten on loopback). Read returns a plain io.EOF after
+// the close: the check passes and the connection is reused, so the next
+// answer overwrites the previous one in the connection's read buffers.
+type readCloserOnly struct{ io.ReadCloser }
 
 // operationOf names the KMS operation of a request: from the SDK's
 // context, else from the JSON protocol's X-Amz-Target header.
