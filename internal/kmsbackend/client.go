@@ -2,6 +2,7 @@ package kmsbackend
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -91,7 +92,22 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	httpClient := awshttp.NewBuildableClient().
 		WithTimeout(attempt).
 		WithDialerOptions(func(d *net.Dialer) { d.Timeout = attempt }).
-		WithTransportOptions(func(t *http.Transport) { t.MaxResponseHeaderBytes = maxResponseHeader })
+		WithTransportOptions(func(t *http.Transport) {
+			t.MaxResponseHeaderBytes = maxResponseHeader
+			// HTTP/1.1 only: an answer then stays in the connection's
+			// read buffers, overwritten by the next answer; over HTTP/2
+			// it is also copied through the framer's and the streams'
+			// pooled buffers. The transport was cloned from one already
+			// set up for HTTP/2: take "h2" out of ALPN and its handler.
+			var http1 http.Protocols
+			http1.SetHTTP1(true)
+			t.Protocols = &http1
+			t.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+			if t.TLSClientConfig != nil {
+				t.TLSClientConfig = t.TLSClientConfig.Clone()
+				t.TLSClientConfig.NextProtos = []string{"http/1.1"}
+			}
+		})
 	opts = append(opts, config.WithHTTPClient(httpClient))
 	awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {

@@ -1,6 +1,7 @@
 package kmsbackend_test
 
 import (
+	"encoding/base64"
 	"encoding/pem"
 	"net/http"
 	"net/http/httptest"
@@ -60,5 +61,26 @@ func TestConnectionsKeptAlive(t *testing.T) {
 	}
 	if len(srv.remote) != 1 {
 		t.Errorf("100 calls used %d connections, want 1: %v", len(srv.remote), srv.remote)
+	}
+}
+
+// Over TLS the client speaks HTTP/1.1 even to a server that offers
+// HTTP/2: over HTTP/2 an answer is also copied through the framer's and
+// the streams' pooled buffers (TestDecryptLeavesNoKeyCopies). The CA
+// bundle (AWS_CA_BUNDLE) still applies to the KMS client.
+func TestHTTP1Only(t *testing.T) {
+	awsEnv(t)
+	srv := newTransportServer(t, true)
+	c := newClient(t, srv.URL, nil)
+	for range 3 {
+		if got, err := decrypt(c, callCtx(t), []byte("blob")); err != nil || base64.StdEncoding.EncodeToString(got) != "MDEyMzQ1Njc4OWFiY2RlZg==" {
+			t.Fatalf("Decrypt over TLS: %q, %v", got, err)
+		}
+	}
+	if len(srv.protos) != 1 || srv.protos["HTTP/1.1"] != 3 {
+		t.Errorf("protocols used: %v, want HTTP/1.1 only", srv.protos)
+	}
+	if len(srv.remote) != 1 {
+		t.Errorf("3 calls used %d connections, want 1", len(srv.remote))
 	}
 }
