@@ -62,6 +62,10 @@ type Client struct {
 	api         API
 	callTimeout time.Duration
 	region      string
+	// decryptOpts add the middleware that takes the key out of a Decrypt
+	// answer before the SDK reads it (New sets them; a test double of
+	// NewWithAPI ignores them and returns the key in Plaintext).
+	decryptOpts []func(*kms.Options)
 	// Description says, for the error log, which region, endpoint and
 	// credentials file the client uses (never the credentials).
 	Description string
@@ -97,8 +101,9 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 			// HTTP/1.1 only: an answer then stays in the connection's
 			// read buffers, overwritten by the next answer; over HTTP/2
 			// it is also copied through the framer's and the streams'
-			// pooled buffers. The transport was cloned from one already
-			// set up for HTTP/2: take "h2" out of ALPN and its handler.
+			// pooled buffers (TestDecryptLeavesNoKeyCopies). The
+			// transport was cloned from one already set up for HTTP/2:
+			// take "h2" out of ALPN and its handler.
 			var http1 http.Protocols
 			http1.SetHTTP1(true)
 			t.Protocols = &http1
@@ -135,6 +140,9 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		})
 	})
 	c := NewWithAPI(api, awsCfg.Region, attempt)
+	c.decryptOpts = []func(*kms.Options){func(o *kms.Options) {
+		o.APIOptions = append(o.APIOptions, addPlaintextSink)
+	}}
 	where := "the region's default endpoint"
 	if endpoint != "" {
 		where = endpoint
@@ -248,15 +256,32 @@ const (
 // ciphertext is sent: KMS finds the master key in the blob, so keys
 // wrapped by any CMK still open.
 func (c *Client) Decrypt(ctx context.Context, blob, dst []byte) (int, error) {
+	n, _, err := c.DecryptWithKeyID(ctx, blob, dst)
+	return n, err
+}
+
+// DecryptWithKeyID is Decrypt that also returns the ARN of the KMS key
+// that wrapped blob, as KMS reports it ("" if it reports none).
+//
+// With a client of New, the key goes from the raw answer straight into
+// dst (see plaintext.go): the SDK never holds it. On error dst is wiped.
+func (c *Client) DecryptWithKeyID(ctx context.Context, blob, dst []byte) (int, string, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.callTimeout)
 	defer cancel()
-	out, err := c.api.Decrypt(ctx, &kms.DecryptInput{CiphertextBlob: blob})
+	sink := &plaintextSink{dst: dst}
+	out, err := c.api.Decrypt(withPlaintextSink(ctx, sink), &kms.DecryptInput{CiphertextBlob: blob}, c.decryptOpts...)
 	if err != nil {
-		return 0, kmserr.New(opDecrypt, err)
+		clear(dst)
+		return 0, "", kmserr.New(opDecrypt, err)
 	}
 	defer clear(out.Plaintext)
-	if len(out.Plaintext) > len(dst) {
-		return 0, kmserr.New(opDecrypt, fmt.Errorf("KMS returned a key of %d bytes; at most %d fit", len(out.Plaintext), len(dst)))
+	n := sink.n
+	if !sink.filled {
+		// A test double: the key came back the SDK's way.
+		if len(out.Plaintext) > len(dst) {
+			return 0, "", kmserr.New(opDecrypt, fmt.Errorf("KMS returned a key of %d bytes; at most %d fit", len(out.Plaintext), len(dst)))
+		}
+		n = copy(dst, out.Plaintext)
 	}
-	return copy(dst, out.Plaintext), nil
+	return n, aws.ToString(out.KeyId), nil
 }

@@ -24,6 +24,7 @@ import (
 
 	"github.com/mariadb-go/aws_key_management/internal/keys"
 	"github.com/mariadb-go/aws_key_management/internal/kmsbackend"
+	"github.com/mariadb-go/aws_key_management/internal/kmserr"
 )
 
 // The backend must satisfy what the key manager needs.
@@ -736,4 +737,75 @@ func decrypt(c *kmsbackend.Client, ctx context.Context, blob []byte) ([]byte, er
 		return nil, err
 	}
 	return dst[:n], nil
+}
+
+// The key is read from the raw answer: any member order, whitespace and
+// JSON escapes; DecryptWithKeyID reports the key ARN. An answer that is
+// not what KMS sends is refused at once, not retried, and named.
+func TestNewDecryptAnswers(t *testing.T) {
+	pt := []byte("\xfb\xff\xbf0123456789abcdef0123456789abc")
+	b64 := base64.StdEncoding.EncodeToString(pt)
+	tests := []struct {
+		name, body string
+		keyID      string // "" with err
+		err        string
+	}{
+		{"KMS's form", `{"KeyId":"arn:aws:kms:eu-west-1:111122223333:key/k1","Plaintext":"` + b64 + `","EncryptionAlgorithm":"SYMMETRIC_DEFAULT"}`,
+			"arn:aws:kms:eu-west-1:111122223333:key/k1", ""},
+		{"reordered, spaced, escaped", "{\n  \"EncryptionAlgorithm\": \"SYMMETRIC_DEFAULT\",\n  \"Plaintext\": \"" + strings.ReplaceAll(b64, "/", `\/`) +
+			"\",\n  \"KeyId\": \"arn:aws:kms:eu-west-1:111122223333:key\\/k2\"\n}\n", "arn:aws:kms:eu-west-1:111122223333:key/k2", ""},
+		{"no KeyId", `{"Plaintext":"` + b64 + `"}`, "", ""},
+		{"no Plaintext", `{"KeyId":"k","CiphertextForRecipient":"AAAA"}`, "",
+			"KMS Client API 'Decrypt' failed : InvalidResponse - KMS Decrypt answer refused: no Plaintext in the answer"},
+		{"a 48-byte key", `{"Plaintext":"` + base64.StdEncoding.EncodeToString(make([]byte, 48)) + `"}`, "",
+			"KMS Client API 'Decrypt' failed : InvalidResponse - KMS Decrypt answer refused: Plaintext holds a key of 48 bytes; at most 32 fit"},
+		{"truncated", `{"Plaintext":"` + b64[:20], "",
+			"KMS Client API 'Decrypt' failed : InvalidResponse - KMS Decrypt answer refused: not the JSON expected at byte 34: unterminated string"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			awsEnv(t)
+			srv := newKMSServer(t, func(_ int, _ request, w http.ResponseWriter) {
+				w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+				io.WriteString(w, tc.body)
+			})
+			c := newClient(t, srv.URL, nil)
+			dst := make([]byte, keys.MaxKeyLength)
+			n, keyID, err := c.DecryptWithKeyID(callCtx(t), []byte("blob"), dst)
+			if tc.err != "" {
+				if err == nil || err.Error() != tc.err {
+					t.Fatalf("error %v\nwant  %s", err, tc.err)
+				}
+				var ke *kmserr.Error
+				if !errors.As(err, &ke) || ke.Transient() || ke.Code != "InvalidResponse" {
+					t.Errorf("error %#v: want a *kmserr.Error, not transient", err)
+				}
+				if srv.n.Load() != 1 {
+					t.Errorf("%d requests: a refused answer was retried", srv.n.Load())
+				}
+				if !bytes.Equal(dst, make([]byte, len(dst))) {
+					t.Errorf("dst not wiped after an error: %x", dst)
+				}
+				return
+			}
+			if err != nil || !bytes.Equal(dst[:n], pt) || keyID != tc.keyID {
+				t.Fatalf("DecryptWithKeyID = %x, %q, %v; want %x, %q", dst[:n], keyID, err, pt, tc.keyID)
+			}
+		})
+	}
+}
+
+// A test double returns the key the SDK's way; the client copies it and
+// wipes the double's slice, and passes its KeyId on.
+func TestNewWithAPIDecryptWithKeyID(t *testing.T) {
+	f := &fakeAPI{decOut: &kms.DecryptOutput{Plaintext: []byte("0123456789abcdef"), KeyId: aws.String("arn:k")}}
+	c := kmsbackend.NewWithAPI(f, "r", time.Second)
+	dst := make([]byte, 32)
+	n, keyID, err := c.DecryptWithKeyID(context.Background(), []byte("b"), dst)
+	if err != nil || string(dst[:n]) != "0123456789abcdef" || keyID != "arn:k" {
+		t.Fatalf("DecryptWithKeyID = %q, %q, %v", dst[:n], keyID, err)
+	}
+	if !bytes.Equal(f.decOut.Plaintext, make([]byte, 16)) {
+		t.Errorf("the double's copy of the key was not wiped")
+	}
 }
