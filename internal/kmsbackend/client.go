@@ -61,7 +61,6 @@ type Config struct {
 type Client struct {
 	api         API
 	callTimeout time.Duration
-	region      string
 	// decryptOpts add the middleware that takes the key out of a Decrypt
 	// answer before the SDK reads it (New sets them; a test double of
 	// NewWithAPI ignores them and returns the key in Plaintext).
@@ -139,7 +138,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 			so.RateLimiter = ratelimit.None
 		})
 	})
-	c := NewWithAPI(api, awsCfg.Region, attempt)
+	c := NewWithAPI(api, attempt)
 	c.decryptOpts = []func(*kms.Options){func(o *kms.Options) {
 		o.APIOptions = append(o.APIOptions, addPlaintextSink)
 	}}
@@ -209,15 +208,12 @@ func fileExists(p string) bool {
 // NewWithAPI wraps an API (a real client or a test double). The whole of
 // one call, retries and backoff included, is bounded by
 // MaxAttempts*attempt plus time for backoff.
-func NewWithAPI(api API, region string, attempt time.Duration) *Client {
-	return &Client{api: api, region: region, callTimeout: MaxAttempts*attempt + 5*time.Second}
+func NewWithAPI(api API, attempt time.Duration) *Client {
+	return &Client{api: api, callTimeout: MaxAttempts*attempt + 5*time.Second}
 }
 
 // CallTimeout bounds one call, retries and backoff included.
 func (c *Client) CallTimeout() time.Duration { return c.callTimeout }
-
-// Region is the region the client signs for.
-func (c *Client) Region() string { return c.region }
 
 // NormalizeEndpoint accepts an endpoint with or without a scheme, as the
 // C++ SDK does: without one, https is used.
