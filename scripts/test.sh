@@ -129,6 +129,9 @@ release() {
   if grep -q "KMS client for region $KMS_REGION at http://$KMS_ADDR.*credentials file $SRV_DIR/data/.aws/credentials (from datadir)" "$log"; then
     ok "credentials and region from <datadir>/.aws/credentials (HOME=/nonexistent)"
   else grep "AWS KMS plugin" "$log" | tail -3; bad "credentials file not found in the datadir"; fi
+  if grep -q "\[Warning\] .*AWS KMS plugin: using endpoint http://$KMS_ADDR instead of the region's default (aws_key_management_endpoint_url): whoever answers there can hand out keys; with http:// keys cross the connection unencrypted" "$log"; then
+    ok "the endpoint override is a warning in the error log"
+  else grep "AWS KMS plugin" "$log" | tail -3; bad "no warning about the endpoint override"; fi
   if srv_sql -e "CREATE DATABASE d; CREATE TABLE d.t (a INT) ENCRYPTED=YES ENCRYPTION_KEY_ID=3; INSERT INTO d.t VALUES (1)" 2>"$LOGS/release-sql.log" &&
      [ -f "$SRV_DIR/data/aws-kms-key.3.1" ]; then
     ok "a new key from KMS: aws-kms-key.3.1, table created"

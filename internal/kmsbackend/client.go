@@ -66,8 +66,12 @@ type Client struct {
 	// NewWithAPI ignores them and returns the key in Plaintext).
 	decryptOpts []func(*kms.Options)
 	// Description says, for the error log, which region, endpoint and
-	// credentials file the client uses (never the credentials).
+	// credentials file the client uses (never the credentials, nor a
+	// user:password@ part of the endpoint).
 	Description string
+	// Warnings are lines for the plugin to log as warnings at start: an
+	// endpoint other than the region's default is one.
+	Warnings []string
 }
 
 // New loads the SDK's configuration (credentials chain, shared files,
@@ -76,6 +80,16 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	getenv := cfg.Getenv
 	if getenv == nil {
 		getenv = os.Getenv
+	}
+	// An endpoint override: the variable's, checked before anything
+	// else; else one the SDK finds in the environment or the config file
+	// (AWS_ENDPOINT_URL_KMS and kin), checked once the client is built.
+	var ep endpoint
+	if strings.TrimSpace(cfg.EndpointURL) != "" {
+		var err error
+		if ep, err = checkEndpoint(cfg.EndpointURL, EndpointVariable); err != nil {
+			return nil, err
+		}
 	}
 	var opts []func(*config.LoadOptions) error
 	if cfg.Region != "" {
@@ -120,10 +134,14 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	if awsCfg.Region == "" {
 		awsCfg.Region = DefaultRegion
 	}
-	endpoint := NormalizeEndpoint(cfg.EndpointURL)
+	var sdkEndpointErr error
 	api := kms.NewFromConfig(awsCfg, func(o *kms.Options) {
-		if endpoint != "" {
-			o.BaseEndpoint = aws.String(endpoint)
+		if ep.url == "" && o.BaseEndpoint != nil && *o.BaseEndpoint != "" {
+			ep, sdkEndpointErr = checkEndpoint(*o.BaseEndpoint, sdkEndpointSource)
+		}
+		o.BaseEndpoint = nil
+		if ep.url != "" {
+			o.BaseEndpoint = aws.String(ep.url)
 		}
 		// awsCfg.HTTPClient is httpClient, with AWS_CA_BUNDLE applied
 		// if set; the credential providers use it unwrapped.
@@ -138,13 +156,17 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 			so.RateLimiter = ratelimit.None
 		})
 	})
+	if sdkEndpointErr != nil {
+		return nil, sdkEndpointErr
+	}
 	c := NewWithAPI(api, attempt)
 	c.decryptOpts = []func(*kms.Options){func(o *kms.Options) {
 		o.APIOptions = append(o.APIOptions, addPlaintextSink)
 	}}
 	where := "the region's default endpoint"
-	if endpoint != "" {
-		where = endpoint
+	if ep.url != "" {
+		where = ep.shown
+		c.Warnings = append(c.Warnings, ep.warning())
 	}
 	if cfg.Log != nil && cfg.Log.Endpoint == "" {
 		cfg.Log.Endpoint = where
@@ -214,16 +236,6 @@ func NewWithAPI(api API, attempt time.Duration) *Client {
 
 // CallTimeout bounds one call, retries and backoff included.
 func (c *Client) CallTimeout() time.Duration { return c.callTimeout }
-
-// NormalizeEndpoint accepts an endpoint with or without a scheme, as the
-// C++ SDK does: without one, https is used.
-func NormalizeEndpoint(s string) string {
-	s = strings.TrimSpace(s)
-	if s == "" || strings.Contains(s, "://") {
-		return s
-	}
-	return "https://" + s
-}
 
 // GenerateDataKeyWithoutPlaintext asks KMS for a data key wrapped under
 // masterKeyID; keySpec is AES_128 or AES_256.

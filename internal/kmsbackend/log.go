@@ -48,7 +48,7 @@ type Logger struct {
 	Level func() LogLevel
 	Print func(level LogLevel, msg string)
 	// Endpoint names the endpoint in lines where the request does not
-	// (New sets it).
+	// (New sets it). A user:password@ part is never printed.
 	Endpoint string
 }
 
@@ -114,6 +114,7 @@ func (l *Logger) addLogging(stack *middleware.Stack) error {
 			}
 			reqLen = req.ContentLength
 		}
+		host = RedactEndpoint(host)
 		status, respLen := 0, int64(-1)
 		if resp, ok := awsmiddleware.GetRawResponse(md).(*smithyhttp.Response); ok && resp != nil {
 			status, respLen = resp.StatusCode, resp.ContentLength
