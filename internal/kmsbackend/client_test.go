@@ -824,3 +824,45 @@ func TestNewWithAPIDecryptWithKeyID(t *testing.T) {
 		t.Errorf("the double's copy of the key was not wiped")
 	}
 }
+
+// KMS (or whatever answers at the endpoint) writes the error message: a
+// message with line breaks and terminal escapes, or a huge one, stays on
+// one bounded line, in the error the key manager logs and in every
+// request log line.
+func TestNewErrorMessagesOnOneLine(t *testing.T) {
+	for _, tc := range []struct {
+		message, want string
+	}{
+		{"a\nb", `a\nb`},
+		{"forged\r\n2026-01-01 0 [ERROR] mariadbd: fake line\u2028\x1b[31m", `forged\r\n2026-01-01 0 [ERROR] mariadbd: fake line\u2028\x1b[31m`},
+		{strings.Repeat("x", 20000), strings.Repeat("x", 1024) + "..."},
+	} {
+		awsEnv(t)
+		srv := newKMSServer(t, func(_ int, _ request, w http.ResponseWriter) {
+			// With status 400 the SDK does not retry it.
+			writeJSON(w, 400, map[string]string{"__type": "KMSInternalException", "message": tc.message})
+		})
+		var log logLines
+		c := newClient(t, srv.URL, log.logger())
+		_, err := decrypt(c, callCtx(t), []byte("blob"))
+		if want := "KMS Client API 'Decrypt' failed : KMSInternalException - " + tc.want; err == nil || err.Error() != want {
+			t.Errorf("error %.200q\nwant  %.200q", err, want)
+		}
+		log.mu.Lock()
+		lines := append([]string(nil), log.lines...)
+		log.mu.Unlock()
+		failures := 0
+		for _, l := range lines {
+			if strings.ContainsAny(l, "\r\n\x1b\u2028") || len(l) > 2100 {
+				t.Errorf("log line of %d bytes is not one bounded line: %.300q", len(l), l)
+			}
+			if strings.Contains(l, "KMSInternalException: "+tc.want) {
+				failures++
+			}
+		}
+		// The failed attempt (Warn) and the failed call (Error).
+		if failures != 2 {
+			t.Errorf("%d lines name the failure, want 2:\n%.2000s", failures, strings.Join(lines, "\n"))
+		}
+	}
+}
