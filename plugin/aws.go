@@ -39,5 +39,8 @@ func newAWS(s cabi.Settings, log cabi.Log) (keys.KMS, error) {
 		return nil, err
 	}
 	log.Note(c.Description)
+	for _, w := range c.Warnings {
+		log.Warning(w)
+	}
 	return c, nil
 }

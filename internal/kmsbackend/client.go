@@ -2,9 +2,11 @@ package kmsbackend
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -59,10 +61,17 @@ type Config struct {
 type Client struct {
 	api         API
 	callTimeout time.Duration
-	region      string
+	// decryptOpts add the middleware that takes the key out of a Decrypt
+	// answer before the SDK reads it (New sets them; a test double of
+	// NewWithAPI ignores them and returns the key in Plaintext).
+	decryptOpts []func(*kms.Options)
 	// Description says, for the error log, which region, endpoint and
-	// credentials file the client uses (never the credentials).
+	// credentials file the client uses (never the credentials, nor a
+	// user:password@ part of the endpoint).
 	Description string
+	// Warnings are lines for the plugin to log as warnings at start: an
+	// endpoint other than the region's default is one.
+	Warnings []string
 }
 
 // New loads the SDK's configuration (credentials chain, shared files,
@@ -71,6 +80,16 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	getenv := cfg.Getenv
 	if getenv == nil {
 		getenv = os.Getenv
+	}
+	// An endpoint override: the variable's, checked before anything
+	// else; else one the SDK finds in the environment or the config file
+	// (AWS_ENDPOINT_URL_KMS and kin), checked once the client is built.
+	var ep endpoint
+	if strings.TrimSpace(cfg.EndpointURL) != "" {
+		var err error
+		if ep, err = checkEndpoint(cfg.EndpointURL, EndpointVariable); err != nil {
+			return nil, err
+		}
 	}
 	var opts []func(*config.LoadOptions) error
 	if cfg.Region != "" {
@@ -89,7 +108,24 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	httpClient := awshttp.NewBuildableClient().
 		WithTimeout(attempt).
-		WithDialerOptions(func(d *net.Dialer) { d.Timeout = attempt })
+		WithDialerOptions(func(d *net.Dialer) { d.Timeout = attempt }).
+		WithTransportOptions(func(t *http.Transport) {
+			t.MaxResponseHeaderBytes = maxResponseHeader
+			// HTTP/1.1 only: an answer then stays in the connection's
+			// read buffers, overwritten by the next answer; over HTTP/2
+			// it is also copied through the framer's and the streams'
+			// pooled buffers (TestDecryptLeavesNoKeyCopies). The
+			// transport was cloned from one already set up for HTTP/2:
+			// take "h2" out of ALPN and its handler.
+			var http1 http.Protocols
+			http1.SetHTTP1(true)
+			t.Protocols = &http1
+			t.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+			if t.TLSClientConfig != nil {
+				t.TLSClientConfig = t.TLSClientConfig.Clone()
+				t.TLSClientConfig.NextProtos = []string{"http/1.1"}
+			}
+		})
 	opts = append(opts, config.WithHTTPClient(httpClient))
 	awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
@@ -98,11 +134,18 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	if awsCfg.Region == "" {
 		awsCfg.Region = DefaultRegion
 	}
-	endpoint := NormalizeEndpoint(cfg.EndpointURL)
+	var sdkEndpointErr error
 	api := kms.NewFromConfig(awsCfg, func(o *kms.Options) {
-		if endpoint != "" {
-			o.BaseEndpoint = aws.String(endpoint)
+		if ep.url == "" && o.BaseEndpoint != nil && *o.BaseEndpoint != "" {
+			ep, sdkEndpointErr = checkEndpoint(*o.BaseEndpoint, sdkEndpointSource)
 		}
+		o.BaseEndpoint = nil
+		if ep.url != "" {
+			o.BaseEndpoint = aws.String(ep.url)
+		}
+		// awsCfg.HTTPClient is httpClient, with AWS_CA_BUNDLE applied
+		// if set; the credential providers use it unwrapped.
+		o.HTTPClient = boundedClient{next: awsCfg.HTTPClient, max: MaxResponseBody}
 		if cfg.Log != nil {
 			o.APIOptions = append(o.APIOptions, cfg.Log.addLogging)
 		}
@@ -113,10 +156,17 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 			so.RateLimiter = ratelimit.None
 		})
 	})
-	c := NewWithAPI(api, awsCfg.Region, attempt)
+	if sdkEndpointErr != nil {
+		return nil, sdkEndpointErr
+	}
+	c := NewWithAPI(api, attempt)
+	c.decryptOpts = []func(*kms.Options){func(o *kms.Options) {
+		o.APIOptions = append(o.APIOptions, addPlaintextSink)
+	}}
 	where := "the region's default endpoint"
-	if endpoint != "" {
-		where = endpoint
+	if ep.url != "" {
+		where = ep.shown
+		c.Warnings = append(c.Warnings, ep.warning())
 	}
 	if cfg.Log != nil && cfg.Log.Endpoint == "" {
 		cfg.Log.Endpoint = where
@@ -180,25 +230,12 @@ func fileExists(p string) bool {
 // NewWithAPI wraps an API (a real client or a test double). The whole of
 // one call, retries and backoff included, is bounded by
 // MaxAttempts*attempt plus time for backoff.
-func NewWithAPI(api API, region string, attempt time.Duration) *Client {
-	return &Client{api: api, region: region, callTimeout: MaxAttempts*attempt + 5*time.Second}
+func NewWithAPI(api API, attempt time.Duration) *Client {
+	return &Client{api: api, callTimeout: MaxAttempts*attempt + 5*time.Second}
 }
 
 // CallTimeout bounds one call, retries and backoff included.
 func (c *Client) CallTimeout() time.Duration { return c.callTimeout }
-
-// Region is the region the client signs for.
-func (c *Client) Region() string { return c.region }
-
-// NormalizeEndpoint accepts an endpoint with or without a scheme, as the
-// C++ SDK does: without one, https is used.
-func NormalizeEndpoint(s string) string {
-	s = strings.TrimSpace(s)
-	if s == "" || strings.Contains(s, "://") {
-		return s
-	}
-	return "https://" + s
-}
 
 // GenerateDataKeyWithoutPlaintext asks KMS for a data key wrapped under
 // masterKeyID; keySpec is AES_128 or AES_256.
@@ -227,15 +264,32 @@ const (
 // ciphertext is sent: KMS finds the master key in the blob, so keys
 // wrapped by any CMK still open.
 func (c *Client) Decrypt(ctx context.Context, blob, dst []byte) (int, error) {
+	n, _, err := c.DecryptWithKeyID(ctx, blob, dst)
+	return n, err
+}
+
+// DecryptWithKeyID is Decrypt that also returns the ARN of the KMS key
+// that wrapped blob, as KMS reports it ("" if it reports none).
+//
+// With a client of New, the key goes from the raw answer straight into
+// dst (see plaintext.go): the SDK never holds it. On error dst is wiped.
+func (c *Client) DecryptWithKeyID(ctx context.Context, blob, dst []byte) (int, string, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.callTimeout)
 	defer cancel()
-	out, err := c.api.Decrypt(ctx, &kms.DecryptInput{CiphertextBlob: blob})
+	sink := &plaintextSink{dst: dst}
+	out, err := c.api.Decrypt(withPlaintextSink(ctx, sink), &kms.DecryptInput{CiphertextBlob: blob}, c.decryptOpts...)
 	if err != nil {
-		return 0, kmserr.New(opDecrypt, err)
+		clear(dst)
+		return 0, "", kmserr.New(opDecrypt, err)
 	}
 	defer clear(out.Plaintext)
-	if len(out.Plaintext) > len(dst) {
-		return 0, kmserr.New(opDecrypt, fmt.Errorf("KMS returned a key of %d bytes; at most %d fit", len(out.Plaintext), len(dst)))
+	n := sink.n
+	if !sink.filled {
+		// A test double: the key came back the SDK's way.
+		if len(out.Plaintext) > len(dst) {
+			return 0, "", kmserr.New(opDecrypt, fmt.Errorf("KMS returned a key of %d bytes; at most %d fit", len(out.Plaintext), len(dst)))
+		}
+		n = copy(dst, out.Plaintext)
 	}
-	return copy(dst, out.Plaintext), nil
+	return n, aws.ToString(out.KeyId), nil
 }

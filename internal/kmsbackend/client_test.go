@@ -24,6 +24,7 @@ import (
 
 	"github.com/mariadb-go/aws_key_management/internal/keys"
 	"github.com/mariadb-go/aws_key_management/internal/kmsbackend"
+	"github.com/mariadb-go/aws_key_management/internal/kmserr"
 )
 
 // The backend must satisfy what the key manager needs.
@@ -103,7 +104,7 @@ func TestNewWithAPIGenerate(t *testing.T) {
 		t.Run(spec, func(t *testing.T) {
 			blob := []byte("wrapped blob")
 			f := &fakeAPI{genOut: &kms.GenerateDataKeyWithoutPlaintextOutput{CiphertextBlob: blob, KeyId: aws.String("arn:k")}}
-			c := kmsbackend.NewWithAPI(f, "eu-west-1", time.Second)
+			c := kmsbackend.NewWithAPI(f, time.Second)
 			start := time.Now()
 			got, err := c.GenerateDataKeyWithoutPlaintext(context.Background(), "alias/mariadb", spec)
 			if err != nil {
@@ -131,15 +132,12 @@ func TestNewWithAPIGenerate(t *testing.T) {
 			}
 		})
 	}
-	if got := kmsbackend.NewWithAPI(&fakeAPI{}, "ap-south-1", time.Second).Region(); got != "ap-south-1" {
-		t.Errorf("Region = %q", got)
-	}
 }
 
 func TestNewWithAPIGenerateEmptyBlob(t *testing.T) {
 	for _, blob := range [][]byte{nil, {}} {
 		f := &fakeAPI{genOut: &kms.GenerateDataKeyWithoutPlaintextOutput{CiphertextBlob: blob}}
-		c := kmsbackend.NewWithAPI(f, "r", time.Second)
+		c := kmsbackend.NewWithAPI(f, time.Second)
 		got, err := c.GenerateDataKeyWithoutPlaintext(context.Background(), "alias/k", "AES_128")
 		if err == nil || got != nil {
 			t.Fatalf("Generate = %q, %v; want an error", got, err)
@@ -154,7 +152,7 @@ func TestNewWithAPIDecrypt(t *testing.T) {
 	blob := []byte{0x01, 0x02, 0x00, 0xff}
 	pt := []byte("0123456789abcdef")
 	f := &fakeAPI{decOut: &kms.DecryptOutput{Plaintext: bytes.Clone(pt), KeyId: aws.String("arn:k")}}
-	c := kmsbackend.NewWithAPI(f, "r", 2*time.Second)
+	c := kmsbackend.NewWithAPI(f, 2*time.Second)
 	start := time.Now()
 	got, err := decrypt(c, context.Background(), blob)
 	if err != nil {
@@ -192,7 +190,7 @@ func TestNewWithAPIErrorsWrapped(t *testing.T) {
 	plain := &plainErr{"connection reset by peer"}
 	for _, orig := range []error{disabled, notFound, plain} {
 		f := &fakeAPI{err: orig}
-		c := kmsbackend.NewWithAPI(f, "r", time.Second)
+		c := kmsbackend.NewWithAPI(f, time.Second)
 		_, genErr := c.GenerateDataKeyWithoutPlaintext(context.Background(), "alias/k", "AES_128")
 		_, decErr := decrypt(c, context.Background(), []byte("blob"))
 		for op, err := range map[string]error{"KMS Client API 'GenerateDataKeyWithoutPlaintext' failed": genErr, "KMS Client API 'Decrypt' failed": decErr} {
@@ -219,18 +217,22 @@ func TestNewWithAPIErrorsWrapped(t *testing.T) {
 			}
 		}
 	}
-	// The manager's log line sees the exception through the wrapping.
+	// The error reads as the C++ plugin's line (after its "AWS KMS
+	// plugin : " prefix), the exception found through the wrapping.
 	f := &fakeAPI{err: disabled}
-	_, err := decrypt(kmsbackend.NewWithAPI(f, "r", time.Second), context.Background(), []byte("b"))
-	want := "AWS KMS plugin : KMS Client API 'Decrypt' failed : DisabledException - arn:k is disabled."
-	if got := "AWS KMS plugin : " + err.Error(); got != want {
-		t.Errorf("FormatKMSError = %q, want %q", got, want)
+	_, err := decrypt(kmsbackend.NewWithAPI(f, time.Second), context.Background(), []byte("b"))
+	if want := "KMS Client API 'Decrypt' failed : DisabledException - arn:k is disabled."; err.Error() != want {
+		t.Errorf("Error() = %q, want %q", err, want)
+	}
+	var ke *kmserr.Error
+	if !errors.As(err, &ke) || ke.Transient() {
+		t.Errorf("%v: want a *kmserr.Error, not transient", err)
 	}
 }
 
 func TestNewWithAPIParentDeadline(t *testing.T) {
 	// A huge attempt timeout: only the caller's deadline can end the call.
-	c := kmsbackend.NewWithAPI(&fakeAPI{block: true}, "r", time.Hour)
+	c := kmsbackend.NewWithAPI(&fakeAPI{block: true}, time.Hour)
 	ops := map[string]func(context.Context) ([]byte, error){
 		"Generate": func(ctx context.Context) ([]byte, error) {
 			return c.GenerateDataKeyWithoutPlaintext(ctx, "alias/k", "AES_128")
@@ -249,8 +251,12 @@ func TestNewWithAPIParentDeadline(t *testing.T) {
 			if out != nil || !errors.Is(err, context.DeadlineExceeded) {
 				t.Errorf("got %q, %v; want an error wrapping context.DeadlineExceeded", out, err)
 			}
-			if got := "AWS KMS plugin : " + err.Error(); !strings.Contains(got, "RequestTimeout") {
-				t.Errorf("FormatKMSError = %q, want a RequestTimeout", got)
+			var ke *kmserr.Error
+			if !errors.As(err, &ke) || ke.Code != kmserr.CodeTimeout || !ke.Transient() {
+				t.Errorf("%v: want a *kmserr.Error with code RequestTimeout, transient", err)
+			}
+			if want := "KMS Client API '" + map[string]string{"Generate": "GenerateDataKeyWithoutPlaintext", "Decrypt": "Decrypt"}[name] + "' failed : RequestTimeout - "; !strings.HasPrefix(err.Error(), want) {
+				t.Errorf("Error() = %q, want it to start with %q", err, want)
 			}
 
 			ctx, cancel = context.WithCancel(context.Background())
@@ -264,7 +270,7 @@ func TestNewWithAPIParentDeadline(t *testing.T) {
 
 func TestNewWithAPIKeepsEarlierDeadline(t *testing.T) {
 	f := &fakeAPI{decOut: &kms.DecryptOutput{Plaintext: []byte("k")}}
-	c := kmsbackend.NewWithAPI(f, "r", time.Hour)
+	c := kmsbackend.NewWithAPI(f, time.Hour)
 	dl := time.Now().Add(3 * time.Second)
 	ctx, cancel := context.WithDeadline(context.Background(), dl)
 	defer cancel()
@@ -462,11 +468,8 @@ func TestNewDecryptEndToEnd(t *testing.T) {
 	})
 	var log logLines
 	c := newClient(t, srv.URL, log.logger())
-	if c.Region() != "eu-west-1" {
-		t.Errorf("Region = %q, want eu-west-1 (from AWS_REGION)", c.Region())
-	}
-	if !strings.Contains(c.Description, srv.URL) || !strings.Contains(c.Description, "eu-west-1") {
-		t.Errorf("Description %q does not name the endpoint and region", c.Description)
+	if !strings.Contains(c.Description, srv.URL) || !strings.Contains(c.Description, "region eu-west-1 ") {
+		t.Errorf("Description %q does not name the endpoint and the region of AWS_REGION", c.Description)
 	}
 	got, err := decrypt(c, callCtx(t), blob)
 	if err != nil {
@@ -596,9 +599,8 @@ func TestNewClientErrorNotRetried(t *testing.T) {
 	if !errors.As(err, &typed) || aws.ToString(typed.Message) != "x" {
 		t.Errorf("errors.As(*types.DisabledException) failed for %v", err)
 	}
-	want := "AWS KMS plugin : KMS Client API 'Decrypt' failed : DisabledException - x"
-	if got := "AWS KMS plugin : " + err.Error(); got != want {
-		t.Errorf("FormatKMSError = %q, want %q", got, want)
+	if want := "KMS Client API 'Decrypt' failed : DisabledException - x"; err.Error() != want {
+		t.Errorf("Error() = %q, want %q", err, want)
 	}
 }
 
@@ -627,48 +629,62 @@ func TestNewAttemptTimeout(t *testing.T) {
 	}
 }
 
+// The region is the variable's, else the SDK's configuration (the
+// environment, then the config file), else us-east-1: what the client
+// says in Description and what it signs requests for, as the server sees
+// it in the credential scope.
 func TestNewRegion(t *testing.T) {
-	t.Run("default", func(t *testing.T) {
-		awsEnv(t)
-		unsetenv(t, "AWS_REGION")
-		unsetenv(t, "AWS_DEFAULT_REGION")
-		c, err := kmsbackend.New(context.Background(), kmsbackend.Config{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if c.Region() != "us-east-1" || c.Region() != kmsbackend.DefaultRegion {
-			t.Errorf("Region = %q, want us-east-1", c.Region())
-		}
-		if !strings.Contains(c.Description, "us-east-1") || !strings.Contains(c.Description, "default endpoint") {
-			t.Errorf("Description = %q", c.Description)
-		}
-	})
-	t.Run("variable beats environment", func(t *testing.T) {
-		awsEnv(t)
-		c, err := kmsbackend.New(context.Background(), kmsbackend.Config{Region: "ap-south-1"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if c.Region() != "ap-south-1" {
-			t.Errorf("Region = %q, want ap-south-1", c.Region())
-		}
-	})
-	t.Run("config file", func(t *testing.T) {
-		awsEnv(t)
-		unsetenv(t, "AWS_REGION")
-		cfg := filepath.Join(t.TempDir(), "config")
-		if err := os.WriteFile(cfg, []byte("[default]\nregion = sa-east-1\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		t.Setenv("AWS_CONFIG_FILE", cfg)
-		c, err := kmsbackend.New(context.Background(), kmsbackend.Config{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if c.Region() != "sa-east-1" {
-			t.Errorf("Region = %q, want sa-east-1", c.Region())
-		}
-	})
+	tests := []struct {
+		name, variable string
+		setup          func(t *testing.T)
+		want           string
+	}{
+		{"default", "", func(t *testing.T) {
+			unsetenv(t, "AWS_REGION")
+			unsetenv(t, "AWS_DEFAULT_REGION")
+		}, kmsbackend.DefaultRegion},
+		{"environment", "", func(t *testing.T) {}, "eu-west-1"},
+		{"variable beats environment", "ap-south-1", func(t *testing.T) {}, "ap-south-1"},
+		{"config file", "", func(t *testing.T) {
+			unsetenv(t, "AWS_REGION")
+			cfg := filepath.Join(t.TempDir(), "config")
+			if err := os.WriteFile(cfg, []byte("[default]\nregion = sa-east-1\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			t.Setenv("AWS_CONFIG_FILE", cfg)
+		}, "sa-east-1"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			awsEnv(t)
+			tc.setup(t)
+			srv := newKMSServer(t, func(_ int, _ request, w http.ResponseWriter) {
+				writeJSON(w, 200, map[string]string{"CiphertextBlob": "AAAA", "KeyId": "arn:k"})
+			})
+			c, err := kmsbackend.New(context.Background(), kmsbackend.Config{Region: tc.variable, EndpointURL: srv.URL, RequestTimeout: 5 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := "KMS client for region " + tc.want + " at "; !strings.HasPrefix(c.Description, want) {
+				t.Errorf("Description = %q, want it to start with %q", c.Description, want)
+			}
+			if _, err := c.GenerateDataKeyWithoutPlaintext(callCtx(t), "alias/k", "AES_128"); err != nil {
+				t.Fatal(err)
+			}
+			if reqs := srv.requests(); len(reqs) != 1 || !strings.Contains(reqs[0].auth, "/"+tc.want+"/kms/aws4_request") {
+				t.Errorf("requests %+v, want one signed for kms in %s", reqs, tc.want)
+			}
+		})
+	}
+	// Without an endpoint override, the region's own endpoint.
+	awsEnv(t)
+	c, err := kmsbackend.New(context.Background(), kmsbackend.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "KMS client for region eu-west-1 at the region's default endpoint;"; !strings.HasPrefix(c.Description, want) {
+		t.Errorf("Description = %q, want it to start with %q", c.Description, want)
+	}
 }
 
 func TestNewCredentialsFiles(t *testing.T) {
@@ -736,4 +752,117 @@ func decrypt(c *kmsbackend.Client, ctx context.Context, blob []byte) ([]byte, er
 		return nil, err
 	}
 	return dst[:n], nil
+}
+
+// The key is read from the raw answer: any member order, whitespace and
+// JSON escapes; DecryptWithKeyID reports the key ARN. An answer that is
+// not what KMS sends is refused at once, not retried, and named.
+func TestNewDecryptAnswers(t *testing.T) {
+	pt := []byte("\xfb\xff\xbf0123456789abcdef0123456789abc")
+	b64 := base64.StdEncoding.EncodeToString(pt)
+	tests := []struct {
+		name, body string
+		keyID      string // "" with err
+		err        string
+	}{
+		{"KMS's form", `{"KeyId":"arn:aws:kms:eu-west-1:111122223333:key/k1","Plaintext":"` + b64 + `","EncryptionAlgorithm":"SYMMETRIC_DEFAULT"}`,
+			"arn:aws:kms:eu-west-1:111122223333:key/k1", ""},
+		{"reordered, spaced, escaped", "{\n  \"EncryptionAlgorithm\": \"SYMMETRIC_DEFAULT\",\n  \"Plaintext\": \"" + strings.ReplaceAll(b64, "/", `\/`) +
+			"\",\n  \"KeyId\": \"arn:aws:kms:eu-west-1:111122223333:key\\/k2\"\n}\n", "arn:aws:kms:eu-west-1:111122223333:key/k2", ""},
+		{"no KeyId", `{"Plaintext":"` + b64 + `"}`, "", ""},
+		{"no Plaintext", `{"KeyId":"k","CiphertextForRecipient":"AAAA"}`, "",
+			"KMS Client API 'Decrypt' failed : InvalidResponse - KMS Decrypt answer refused: no Plaintext in the answer"},
+		{"a 48-byte key", `{"Plaintext":"` + base64.StdEncoding.EncodeToString(make([]byte, 48)) + `"}`, "",
+			"KMS Client API 'Decrypt' failed : InvalidResponse - KMS Decrypt answer refused: Plaintext holds a key of 48 bytes; at most 32 fit"},
+		{"truncated", `{"Plaintext":"` + b64[:20], "",
+			"KMS Client API 'Decrypt' failed : InvalidResponse - KMS Decrypt answer refused: not the JSON expected at byte 34: unterminated string"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			awsEnv(t)
+			srv := newKMSServer(t, func(_ int, _ request, w http.ResponseWriter) {
+				w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+				io.WriteString(w, tc.body)
+			})
+			c := newClient(t, srv.URL, nil)
+			dst := make([]byte, keys.MaxKeyLength)
+			n, keyID, err := c.DecryptWithKeyID(callCtx(t), []byte("blob"), dst)
+			if tc.err != "" {
+				if err == nil || err.Error() != tc.err {
+					t.Fatalf("error %v\nwant  %s", err, tc.err)
+				}
+				var ke *kmserr.Error
+				if !errors.As(err, &ke) || ke.Transient() || ke.Code != "InvalidResponse" {
+					t.Errorf("error %#v: want a *kmserr.Error, not transient", err)
+				}
+				if srv.n.Load() != 1 {
+					t.Errorf("%d requests: a refused answer was retried", srv.n.Load())
+				}
+				if !bytes.Equal(dst, make([]byte, len(dst))) {
+					t.Errorf("dst not wiped after an error: %x", dst)
+				}
+				return
+			}
+			if err != nil || !bytes.Equal(dst[:n], pt) || keyID != tc.keyID {
+				t.Fatalf("DecryptWithKeyID = %x, %q, %v; want %x, %q", dst[:n], keyID, err, pt, tc.keyID)
+			}
+		})
+	}
+}
+
+// A test double returns the key the SDK's way; the client copies it and
+// wipes the double's slice, and passes its KeyId on.
+func TestNewWithAPIDecryptWithKeyID(t *testing.T) {
+	f := &fakeAPI{decOut: &kms.DecryptOutput{Plaintext: []byte("0123456789abcdef"), KeyId: aws.String("arn:k")}}
+	c := kmsbackend.NewWithAPI(f, time.Second)
+	dst := make([]byte, 32)
+	n, keyID, err := c.DecryptWithKeyID(context.Background(), []byte("b"), dst)
+	if err != nil || string(dst[:n]) != "0123456789abcdef" || keyID != "arn:k" {
+		t.Fatalf("DecryptWithKeyID = %q, %q, %v", dst[:n], keyID, err)
+	}
+	if !bytes.Equal(f.decOut.Plaintext, make([]byte, 16)) {
+		t.Errorf("the double's copy of the key was not wiped")
+	}
+}
+
+// KMS (or whatever answers at the endpoint) writes the error message: a
+// message with line breaks and terminal escapes, or a huge one, stays on
+// one bounded line, in the error the key manager logs and in every
+// request log line.
+func TestNewErrorMessagesOnOneLine(t *testing.T) {
+	for _, tc := range []struct {
+		message, want string
+	}{
+		{"a\nb", `a\nb`},
+		{"forged\r\n2026-01-01 0 [ERROR] mariadbd: fake line\u2028\x1b[31m", `forged\r\n2026-01-01 0 [ERROR] mariadbd: fake line\u2028\x1b[31m`},
+		{strings.Repeat("x", 20000), strings.Repeat("x", 1024) + "..."},
+	} {
+		awsEnv(t)
+		srv := newKMSServer(t, func(_ int, _ request, w http.ResponseWriter) {
+			// With status 400 the SDK does not retry it.
+			writeJSON(w, 400, map[string]string{"__type": "KMSInternalException", "message": tc.message})
+		})
+		var log logLines
+		c := newClient(t, srv.URL, log.logger())
+		_, err := decrypt(c, callCtx(t), []byte("blob"))
+		if want := "KMS Client API 'Decrypt' failed : KMSInternalException - " + tc.want; err == nil || err.Error() != want {
+			t.Errorf("error %.200q\nwant  %.200q", err, want)
+		}
+		log.mu.Lock()
+		lines := append([]string(nil), log.lines...)
+		log.mu.Unlock()
+		failures := 0
+		for _, l := range lines {
+			if strings.ContainsAny(l, "\r\n\x1b\u2028") || len(l) > 2100 {
+				t.Errorf("log line of %d bytes is not one bounded line: %.300q", len(l), l)
+			}
+			if strings.Contains(l, "KMSInternalException: "+tc.want) {
+				failures++
+			}
+		}
+		// The failed attempt (Warn) and the failed call (Error).
+		if failures != 2 {
+			t.Errorf("%d lines name the failure, want 2:\n%.2000s", failures, strings.Join(lines, "\n"))
+		}
+	}
 }

@@ -7,10 +7,12 @@ import (
 	"time"
 
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
-	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/logging"
 	"github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/mariadb-go/aws_key_management/internal/kmserr"
+	"github.com/mariadb-go/aws_key_management/internal/logtext"
 )
 
 // LogLevel is aws_key_management_log_level: Off(0) .. Trace(6), as the
@@ -48,7 +50,7 @@ type Logger struct {
 	Level func() LogLevel
 	Print func(level LogLevel, msg string)
 	// Endpoint names the endpoint in lines where the request does not
-	// (New sets it).
+	// (New sets it). A user:password@ part is never printed.
 	Endpoint string
 }
 
@@ -56,9 +58,15 @@ func (l *Logger) enabled(level LogLevel) bool {
 	return l != nil && l.Level != nil && l.Print != nil && level != LogOff && l.Level() >= level
 }
 
+// maxLine bounds a request log line; errorSummary's parts are bounded
+// below it.
+const maxLine = 2048
+
 func (l *Logger) printf(level LogLevel, format string, args ...any) {
 	if l.enabled(level) {
-		l.Print(level, fmt.Sprintf("[%s] ", level)+fmt.Sprintf(format, args...))
+		// One line whatever the arguments hold (the SDK's own messages
+		// included).
+		l.Print(level, logtext.OneLine(fmt.Sprintf("[%s] ", level)+fmt.Sprintf(format, args...), maxLine))
 	}
 }
 
@@ -114,6 +122,7 @@ func (l *Logger) addLogging(stack *middleware.Stack) error {
 			}
 			reqLen = req.ContentLength
 		}
+		host = RedactEndpoint(host)
 		status, respLen := 0, int64(-1)
 		if resp, ok := awsmiddleware.GetRawResponse(md).(*smithyhttp.Response); ok && resp != nil {
 			status, respLen = resp.StatusCode, resp.ContentLength
@@ -146,11 +155,14 @@ func (l *Logger) addLogging(stack *middleware.Stack) error {
 }
 
 // errorSummary names a failure without dumping responses: the exception
-// and its message for service errors, the error text otherwise.
+// and its message for service errors (and the plugin's own refusals of an
+// answer), the error text otherwise; on one line and bounded, like the
+// plugin's KMS error line (kmserr), since KMS or whatever answers at the
+// endpoint writes the message.
 func errorSummary(err error) string {
-	var api smithy.APIError
+	var api kmserr.APIError
 	if errors.As(err, &api) {
-		return api.ErrorCode() + ": " + api.ErrorMessage()
+		return logtext.OneLine(api.ErrorCode(), 64) + ": " + logtext.OneLine(api.ErrorMessage(), kmserr.MaxMessage)
 	}
-	return err.Error()
+	return logtext.OneLine(err.Error(), kmserr.MaxMessage)
 }
