@@ -43,6 +43,17 @@ const DefaultAttemptTimeout = 10 * time.Second
 // network errors are retried; other errors are not).
 const MaxAttempts = 3
 
+// MaxBackoff caps the SDK's random wait before a retry (its default cap
+// is 20 s, and the wait before the third attempt can reach 4 s).
+const MaxBackoff = 2 * time.Second
+
+// backoffSlack is what a call's bound adds to its attempts' time for the
+// waits between them: it must hold MaxAttempts-1 waits, or the last
+// attempt is sometimes cut off by the call's own deadline.
+const backoffSlack = 5 * time.Second
+
+var _ = [1]struct{}{}[(MaxAttempts-1)*MaxBackoff/backoffSlack] // (MaxAttempts-1) waits fit the slack
+
 // Config maps the plugin's system variables.
 type Config struct {
 	Region         string        // aws_key_management_region
@@ -151,6 +162,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		}
 		o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) {
 			so.MaxAttempts = MaxAttempts
+			so.MaxBackoff = MaxBackoff
 			// No client-wide retry budget: after an outage it would
 			// leave later calls with a single attempt.
 			so.RateLimiter = ratelimit.None
@@ -229,9 +241,10 @@ func fileExists(p string) bool {
 
 // NewWithAPI wraps an API (a real client or a test double). The whole of
 // one call, retries and backoff included, is bounded by
-// MaxAttempts*attempt plus time for backoff.
+// MaxAttempts*attempt plus backoffSlack, which holds every wait between
+// attempts: a call that fails for good has had all its attempts.
 func NewWithAPI(api API, attempt time.Duration) *Client {
-	return &Client{api: api, callTimeout: MaxAttempts*attempt + 5*time.Second}
+	return &Client{api: api, callTimeout: MaxAttempts*attempt + backoffSlack}
 }
 
 // CallTimeout bounds one call, retries and backoff included.
