@@ -460,6 +460,18 @@ int akm_cache_get(unsigned int id, unsigned int version, unsigned char *dst,
   return 0;
 }
 
+void akm_cache_fill(unsigned long long *keys, unsigned long long *key_slots,
+                    unsigned long long *ids, unsigned long long *id_slots)
+{
+  pthread_mutex_lock(&write_lock);
+  int open = is_open && key_table && id_table;
+  *keys = open ? key_count : 0;
+  *key_slots = open ? key_table->mask + 1 : 0;
+  *ids = open ? id_count : 0;
+  *id_slots = open ? id_table->mask + 1 : 0;
+  pthread_mutex_unlock(&write_lock);
+}
+
 /* ---- for tests/keycache ------------------------------------------------ */
 
 #ifdef AKM_KEYCACHE_TEST

@@ -69,6 +69,11 @@ unsigned int akm_cache_latest(unsigned int id);
 int akm_cache_get(unsigned int id, unsigned int version, unsigned char *dst,
                   unsigned int *length, unsigned int *code);
 
+/* How full the tables are (SHOW GLOBAL STATUS): entries and slots of the
+   key-version table and of the key-id table; all 0 when closed. */
+void akm_cache_fill(unsigned long long *keys, unsigned long long *key_slots,
+                    unsigned long long *ids, unsigned long long *id_slots);
+
 #ifdef AKM_KEYCACHE_TEST
 /* For tests/keycache only: the shape of one table. probe_max is the most
    slots a lookup of a present entry reads, probe_sum / entries the mean;

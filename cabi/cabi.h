@@ -34,6 +34,18 @@ struct akm_settings {
   int mock;                /* -1 in a release build (no such variable) */
 };
 
+/* SHOW GLOBAL STATUS LIKE 'Aws_key_management%': Go fills the first
+   part (akmGoStatus), the key cache the last four (akm_cache_fill).
+   Times are Unix seconds, 0 for never. */
+struct akm_status {
+  long long keys_loaded, versions_loaded, versions_failed;
+  long long decrypt_calls, decrypt_errors, decrypt_retries, decrypt_throttled;
+  long long generate_calls, generate_errors, generate_retries, generate_throttled;
+  long long last_kms_success, last_kms_failure;
+  long long start_unwrap_ms, start_versions, start_failed;
+  long long cache_keys, cache_key_slots, cache_ids, cache_id_slots;
+};
+
 void akm_log(int kind, const char *msg);
 void akm_get_settings(struct akm_settings *out);
 unsigned long akm_key_spec(void);

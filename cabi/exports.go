@@ -53,6 +53,9 @@ type Plugin interface {
 	GetKey(id, version uint32, dst []byte) (length, code uint32)
 	Rotate(n int)
 	SetMasterKeyID(id string)
+	// Status returns the counters of SHOW GLOBAL STATUS (zero before
+	// init and after deinit).
+	Status() Status
 	// MockFaults checks (apply=false) or applies a mock fault description.
 	MockFaults(spec string, apply bool) error
 }
@@ -169,6 +172,29 @@ func akmGoGetKey(id, version C.uint, key *C.uchar, keyLength *C.uint) (ret C.uin
 		*keyLength = C.uint(n)
 	}
 	return C.uint(code)
+}
+
+// Status is what Go contributes to SHOW GLOBAL STATUS (struct
+// akm_status in cabi.h; the key cache adds its fill).
+type Status struct {
+	KeysLoaded, VersionsLoaded, VersionsFailed                        int64
+	DecryptCalls, DecryptErrors, DecryptRetries, DecryptThrottled     int64
+	GenerateCalls, GenerateErrors, GenerateRetries, GenerateThrottled int64
+	LastKMSSuccess, LastKMSFailure                                    int64 // Unix seconds, 0 = never
+	StartUnwrapMillis, StartVersions, StartFailed                     int64
+}
+
+//export akmGoStatus
+func akmGoStatus(out *C.struct_akm_status) {
+	defer recovered("SHOW STATUS", func() {})
+	s := plugin.Status()
+	out.keys_loaded, out.versions_loaded, out.versions_failed = C.longlong(s.KeysLoaded), C.longlong(s.VersionsLoaded), C.longlong(s.VersionsFailed)
+	out.decrypt_calls, out.decrypt_errors = C.longlong(s.DecryptCalls), C.longlong(s.DecryptErrors)
+	out.decrypt_retries, out.decrypt_throttled = C.longlong(s.DecryptRetries), C.longlong(s.DecryptThrottled)
+	out.generate_calls, out.generate_errors = C.longlong(s.GenerateCalls), C.longlong(s.GenerateErrors)
+	out.generate_retries, out.generate_throttled = C.longlong(s.GenerateRetries), C.longlong(s.GenerateThrottled)
+	out.last_kms_success, out.last_kms_failure = C.longlong(s.LastKMSSuccess), C.longlong(s.LastKMSFailure)
+	out.start_unwrap_ms, out.start_versions, out.start_failed = C.longlong(s.StartUnwrapMillis), C.longlong(s.StartVersions), C.longlong(s.StartFailed)
 }
 
 //export akmGoRotateKey

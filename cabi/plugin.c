@@ -221,6 +221,66 @@ static struct st_mysql_sys_var *settings[] = {
   NULL
 };
 
+/* ---- status variables ----------------------------------------------------- */
+
+/* SHOW GLOBAL STATUS LIKE 'Aws_key_management%'. The values are taken at
+   each SHOW: Go's counters (akmGoStatus) and the key cache's fill. The
+   array and the values live in the buffer the server passes (one per
+   call), so concurrent SHOWs do not share memory. */
+#define STATUS_FIELD(f) {#f, offsetof(struct akm_status, f)}
+static const struct {
+  const char *name;
+  size_t offset;
+} status_fields[] = {
+  STATUS_FIELD(keys_loaded),       STATUS_FIELD(versions_loaded),
+  STATUS_FIELD(versions_failed),   STATUS_FIELD(decrypt_calls),
+  STATUS_FIELD(decrypt_errors),    STATUS_FIELD(decrypt_retries),
+  STATUS_FIELD(decrypt_throttled), STATUS_FIELD(generate_calls),
+  STATUS_FIELD(generate_errors),   STATUS_FIELD(generate_retries),
+  STATUS_FIELD(generate_throttled), STATUS_FIELD(last_kms_success),
+  STATUS_FIELD(last_kms_failure),  STATUS_FIELD(start_unwrap_ms),
+  STATUS_FIELD(start_versions),    STATUS_FIELD(start_failed),
+  STATUS_FIELD(cache_keys),        STATUS_FIELD(cache_key_slots),
+  STATUS_FIELD(cache_ids),         STATUS_FIELD(cache_id_slots),
+};
+#define STATUS_COUNT (sizeof status_fields / sizeof status_fields[0])
+_Static_assert(STATUS_COUNT * sizeof(long long) == sizeof(struct akm_status),
+               "every field of struct akm_status is shown");
+
+struct status_buf {
+  struct st_mysql_show_var vars[STATUS_COUNT + 1];
+  struct akm_status values;
+};
+_Static_assert(sizeof(struct status_buf) <= SHOW_VAR_FUNC_BUFF_SIZE,
+               "the status array fits the server's buffer");
+
+static int show_status(MYSQL_THD thd, struct st_mysql_show_var *var, void *buff,
+                       struct system_status_var *status, enum enum_var_type scope)
+{
+  struct status_buf *b = buff;
+  unsigned long long keys, key_slots, ids, id_slots;
+  memset(b, 0, sizeof *b);
+  akmGoStatus(&b->values);
+  akm_cache_fill(&keys, &key_slots, &ids, &id_slots);
+  b->values.cache_keys = (long long)keys;
+  b->values.cache_key_slots = (long long)key_slots;
+  b->values.cache_ids = (long long)ids;
+  b->values.cache_id_slots = (long long)id_slots;
+  for (size_t i = 0; i < STATUS_COUNT; i++) {
+    b->vars[i].name = status_fields[i].name;
+    b->vars[i].value = (char *)&b->values + status_fields[i].offset;
+    b->vars[i].type = SHOW_LONGLONG;
+  }
+  var->type = SHOW_ARRAY;
+  var->value = b->vars;
+  return 0;
+}
+
+static struct st_mysql_show_var status_vars[] = {
+  {"Aws_key_management", (void *)show_status, SHOW_FUNC},
+  {NULL, NULL, SHOW_UNDEF}
+};
+
 /* ---- calls from Go ----------------------------------------------------- */
 
 void akm_log(int kind, const char *msg)
@@ -306,7 +366,7 @@ maria_declare_plugin(aws_key_management)
   akm_init,
   akm_deinit,
   0x0100,
-  NULL,
+  status_vars,
   settings,
   "1.0",
   MariaDB_PLUGIN_MATURITY_STABLE

@@ -30,9 +30,16 @@ func init() { cabi.Register(&app{}) }
 // app implements cabi.Plugin for one plugin lifetime.
 type app struct {
 	masterKeyID atomic.Pointer[string]
-	mu          sync.RWMutex // guards mgr against Deinit
+	mu          sync.RWMutex // guards mgr and kms against Deinit
 	mgr         *keys.Manager
+	kms         keys.KMS
 	faults      faultSetter // the mock's, when the mock is in use
+}
+
+// attemptCounter is implemented by both backends: the HTTP attempts of a
+// KMS operation, the retries among them, and the throttled ones.
+type attemptCounter interface {
+	Attempts(op string) (attempts, retries, throttled int64)
 }
 
 // faultSetter is implemented by the mock backend (mock builds only).
@@ -99,7 +106,7 @@ func (a *app) Init(s cabi.Settings) error {
 			"): they may be written to swap; raise the server's RLIMIT_MEMLOCK (systemd: LimitMEMLOCK=). They stay excluded from core dumps")
 	}
 	a.mu.Lock()
-	a.mgr = mgr
+	a.mgr, a.kms = mgr, kms
 	a.mu.Unlock()
 	preload(mgr, kms, s, log)
 	return nil
@@ -139,7 +146,7 @@ const preloadParallel = 16
 func (a *app) Deinit() {
 	a.mu.Lock()
 	mgr := a.mgr
-	a.mgr = nil
+	a.mgr, a.kms = nil, nil
 	a.mu.Unlock()
 	if mgr != nil {
 		mgr.Close(deinitWait)
@@ -173,6 +180,33 @@ func (a *app) Rotate(n int) {
 }
 
 func (a *app) SetMasterKeyID(id string) { a.masterKeyID.Store(&id) }
+
+func (a *app) Status() cabi.Status {
+	a.mu.RLock()
+	mgr, kms := a.mgr, a.kms
+	a.mu.RUnlock()
+	var st cabi.Status
+	if mgr == nil {
+		return st
+	}
+	s := mgr.Stats()
+	st.KeysLoaded, st.VersionsLoaded, st.VersionsFailed = int64(s.KeyIDs), int64(s.Versions), int64(s.Failed)
+	st.DecryptCalls, st.DecryptErrors = s.Decrypt.Calls, s.Decrypt.Errors
+	st.GenerateCalls, st.GenerateErrors = s.Generate.Calls, s.Generate.Errors
+	if ac, ok := kms.(attemptCounter); ok {
+		_, st.DecryptRetries, st.DecryptThrottled = ac.Attempts(keys.OpDecrypt)
+		_, st.GenerateRetries, st.GenerateThrottled = ac.Attempts(keys.OpGenerate)
+	}
+	if !s.LastSuccess.IsZero() {
+		st.LastKMSSuccess = s.LastSuccess.Unix()
+	}
+	if !s.LastFailure.IsZero() {
+		st.LastKMSFailure = s.LastFailure.Unix()
+	}
+	st.StartUnwrapMillis = s.Start.Elapsed.Milliseconds()
+	st.StartVersions, st.StartFailed = int64(s.Start.Versions), int64(s.Start.Failed)
+	return st
+}
 
 func (a *app) MockFaults(spec string, apply bool) error {
 	if a.faults == nil {

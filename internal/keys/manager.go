@@ -120,6 +120,8 @@ type Manager struct {
 	calls sync.WaitGroup
 	base  context.Context
 	stop  context.CancelFunc
+
+	count counters // for Stats
 }
 
 type version struct {
@@ -643,6 +645,9 @@ func (m *Manager) decrypt(ctx context.Context, blob []byte, where string) ([]byt
 		return nil, err
 	}
 	n, err := m.cfg.KMS.Decrypt(ctx, blob, slot)
+	if m.base.Err() == nil {
+		m.count.kmsDone(&m.count.decrypt, err, m.cfg.Now())
+	}
 	if err != nil {
 		m.arena.release(slot)
 		if m.base.Err() != nil {
@@ -745,6 +750,9 @@ func (m *Manager) generate(id, ver uint32) error {
 	defer cancel()
 	spec := m.cfg.KeySpec()
 	blob, err := m.cfg.KMS.GenerateDataKeyWithoutPlaintext(ctx, m.cfg.MasterKeyID(), spec)
+	if m.base.Err() == nil {
+		m.count.kmsDone(&m.count.generate, err, m.cfg.Now())
+	}
 	if err != nil {
 		if m.base.Err() != nil {
 			return errClosed

@@ -178,5 +178,6 @@ feed:
 	res.Failed += len(work) - res.Versions // not reached before ctx ended
 	res.Versions = len(work)
 	res.Elapsed = time.Since(start)
+	m.count.start.Store(&res)
 	return res
 }

@@ -80,6 +80,8 @@ type Client struct {
 	// credentials file the client uses (never the credentials, nor a
 	// user:password@ part of the endpoint).
 	Description string
+	// count holds the calls and attempts by operation (New sets it).
+	count *counts
 	// Warnings are lines for the plugin to log as warnings at start: an
 	// endpoint other than the region's default is one.
 	Warnings []string
@@ -146,6 +148,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		awsCfg.Region = DefaultRegion
 	}
 	var sdkEndpointErr error
+	count := new(counts)
 	api := kms.NewFromConfig(awsCfg, func(o *kms.Options) {
 		if ep.url == "" && o.BaseEndpoint != nil && *o.BaseEndpoint != "" {
 			ep, sdkEndpointErr = checkEndpoint(*o.BaseEndpoint, sdkEndpointSource)
@@ -160,6 +163,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		if cfg.Log != nil {
 			o.APIOptions = append(o.APIOptions, cfg.Log.addLogging)
 		}
+		o.APIOptions = append(o.APIOptions, count.addCounting)
 		o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) {
 			so.MaxAttempts = MaxAttempts
 			so.MaxBackoff = MaxBackoff
@@ -172,6 +176,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		return nil, sdkEndpointErr
 	}
 	c := NewWithAPI(api, attempt)
+	c.count = count
 	c.decryptOpts = []func(*kms.Options){func(o *kms.Options) {
 		o.APIOptions = append(o.APIOptions, addPlaintextSink)
 	}}

@@ -42,14 +42,15 @@ func (e *Error) ErrorMessage() string { return e.Message }
 // KMS is the fake. The zero value is not usable; call New. Its methods
 // are safe for concurrent use.
 type KMS struct {
-	mu     sync.Mutex
-	faults *Faults
-	calls  map[string]int
+	mu        sync.Mutex
+	faults    *Faults
+	calls     map[string]int
+	throttled map[string]int
 }
 
 // New returns a fake KMS with no faults.
 func New() *KMS {
-	return &KMS{faults: &Faults{}, calls: make(map[string]int)}
+	return &KMS{faults: &Faults{}, calls: make(map[string]int), throttled: make(map[string]int)}
 }
 
 // SetFaults replaces the fault state (counters start again).
@@ -69,12 +70,23 @@ func (k *KMS) Calls(op string) int {
 	return k.calls[op]
 }
 
+// Attempts reports the calls of op and how many were throttled, as
+// kmsbackend.Client does; the mock makes no retries.
+func (k *KMS) Attempts(op string) (attempts, retries, throttled int64) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return int64(k.calls[op]), 0, int64(k.throttled[op])
+}
+
 // begin counts the call, then applies latency and injected failures.
 func (k *KMS) begin(ctx context.Context, op, cmk string) error {
 	k.mu.Lock()
 	k.calls[op]++
 	delay := k.faults.delayFor(op)
 	fail := k.faults.take(op)
+	if fail != nil && kmserr.New(op, fail).Throttled() {
+		k.throttled[op]++
+	}
 	disabled := cmk != "" && k.faults.Disabled[cmk]
 	k.mu.Unlock()
 	if delay > 0 {

@@ -668,3 +668,30 @@ func decrypt(k *mock.KMS, ctx context.Context, blob []byte) ([]byte, error) {
 	}
 	return dst[:n], nil
 }
+
+// Attempts counts calls and the injected throttling, per operation.
+func TestAttempts(t *testing.T) {
+	k := mock.New()
+	f, err := mock.ParseFaults("fail=Decrypt:ThrottlingException:2;fail=GenerateDataKeyWithoutPlaintext:KMSInternalException:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.SetFaults(f)
+	ctx := context.Background()
+	for i := 0; i < 3; i++ {
+		k.GenerateDataKeyWithoutPlaintext(ctx, "m", "AES_128")
+	}
+	blob, err := k.GenerateDataKeyWithoutPlaintext(ctx, "m", "AES_128")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		decrypt(k, ctx, blob)
+	}
+	if a, r, th := k.Attempts(mock.OpDecrypt); a != 3 || r != 0 || th != 2 {
+		t.Errorf("Decrypt: %d, %d, %d; want 3 attempts, 2 throttled", a, r, th)
+	}
+	if a, _, th := k.Attempts(mock.OpGenerate); a != 4 || th != 0 {
+		t.Errorf("Generate: %d attempts, %d throttled; want 4, 0", a, th)
+	}
+}
