@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mariadb-go/aws_key_management/internal/keyfile"
+	"github.com/mariadb-go/aws_key_management/internal/lockedmem"
 	"github.com/mariadb-go/aws_key_management/internal/logtext"
 )
 
@@ -22,7 +23,7 @@ const (
 )
 
 // MaxKeyLength is MY_AES_MAX_KEY_LENGTH: the largest key the server takes.
-const MaxKeyLength = 32
+const MaxKeyLength = lockedmem.SlotSize
 
 // KMS is what the manager needs from a key management service: the two
 // calls the C++ plugin makes.
@@ -111,8 +112,8 @@ type Manager struct {
 
 	locks sync.Map // lockKey -> *sync.Mutex: one per key id (generation) or version (unwrap)
 
-	arena    *keyArena // where plaintext keys live: locked, not dumped
-	heapOnce sync.Once // the warning that a key is kept in ordinary memory
+	arena    *lockedmem.Arena // where plaintext keys live: locked, not dumped
+	heapOnce sync.Once        // the warning that a key is kept in ordinary memory
 
 	// calls counts the calls in flight (entry points and background
 	// unwraps), so that Close can wait for them; base is the parent of
@@ -151,7 +152,7 @@ func New(cfg Config) *Manager {
 	}
 	base, stop := context.WithCancel(context.Background())
 	return &Manager{
-		arena:      newKeyArena(),
+		arena:      lockedmem.New(),
 		cfg:        cfg,
 		latest:     make(map[uint32]uint32),
 		best:       make(map[uint32]uint32),
@@ -168,10 +169,7 @@ func New(cfg Config) *Manager {
 // and removes temporary files left by an interrupted write. On error the
 // Manager holds nothing and must not be used.
 func (m *Manager) Open() error {
-	m.arena.mu.Lock()
-	err := m.arena.grow() // so that KeyMemory can tell at once
-	m.arena.mu.Unlock()
-	if err != nil {
+	if err := m.arena.Grow(); err != nil { // so that KeyMemory can tell at once
 		m.cfg.Log.Warning(err.Error() + "; keys are kept in ordinary memory")
 	}
 	removed, err := m.cfg.Store.CleanTemp()
@@ -183,7 +181,7 @@ func (m *Manager) Open() error {
 	}
 	listing, err := m.cfg.Store.List()
 	if err != nil {
-		m.arena.close(true)
+		m.arena.Close(true)
 		return fmt.Errorf("opening key store: %w", err)
 	}
 	for _, ig := range listing.Ignored {
@@ -215,7 +213,7 @@ func (m *Manager) Close(wait time.Duration) {
 		m.cfg.Cache.Reset()
 	}
 	for _, v := range m.keys {
-		wipe(v.key)
+		lockedmem.Wipe(v.key)
 	}
 	m.keys = make(map[uint64]*version)
 	m.latest = make(map[uint32]uint32)
@@ -233,12 +231,12 @@ func (m *Manager) Close(wait time.Duration) {
 	defer t.Stop()
 	select {
 	case <-done:
-		m.arena.close(true)
+		m.arena.Close(true)
 	case <-t.C:
 		// A call still runs (a hung disk, say). Its key slot must stay
 		// mapped: it may still be written. It is wiped now and again by
 		// that call when it ends.
-		m.arena.close(false)
+		m.arena.Close(false)
 		m.cfg.Log.Warning(fmt.Sprintf("stopped with key calls still in flight after %v; what they return is wiped and dropped", wait))
 	}
 }
@@ -263,19 +261,17 @@ var errClosed = errors.New("the plugin is stopping")
 // KeyMemory tells whether plaintext keys are in locked memory; when not,
 // err says why (typically RLIMIT_MEMLOCK, LimitMEMLOCK= in systemd).
 func (m *Manager) KeyMemory() (locked bool, err error) {
-	m.arena.mu.Lock()
-	defer m.arena.mu.Unlock()
-	return m.arena.locked && len(m.arena.chunks) > 0, m.arena.lockErr
+	return m.arena.Locked()
 }
 
 // slot returns memory for one plaintext key: a slot of the locked arena,
 // or, if no more can be mapped, ordinary memory (with one warning).
 func (m *Manager) slot() ([]byte, error) {
-	s, err := m.arena.alloc()
+	s, err := m.arena.Alloc()
 	switch {
 	case err == nil:
 		return s, nil
-	case errors.Is(err, errArenaClosed):
+	case errors.Is(err, lockedmem.ErrClosed):
 		return nil, errClosed
 	}
 	m.heapOnce.Do(func() {
@@ -289,7 +285,7 @@ func (m *Manager) slot() ([]byte, error) {
 // writing. Once closed, the key is wiped and dropped: false.
 func (m *Manager) keep(id, ver uint32, key []byte) bool {
 	if m.closed {
-		m.arena.release(key)
+		m.arena.Release(key)
 		return false
 	}
 	v := m.keys[kv(id, ver)]
@@ -311,12 +307,6 @@ func (m *Manager) keep(id, ver uint32, key []byte) bool {
 		}
 	}
 	return true
-}
-
-func wipe(b []byte) {
-	for i := range b {
-		b[i] = 0
-	}
 }
 
 // KeyIDs returns the key ids that have at least one version, ascending.
@@ -629,7 +619,7 @@ func (m *Manager) readAndDecrypt(id, ver uint32) ([]byte, error) {
 		return nil, fmt.Errorf("decrypting %s: %w", keyfile.Name(id, ver), err)
 	}
 	if n := len(key); n != 16 && n != 32 {
-		m.arena.release(key)
+		m.arena.Release(key)
 		err := fmt.Errorf("decrypted key has %d bytes; keys of this plugin have 16 (AES_128) or 32 (AES_256)", n)
 		m.cfg.Log.Error(fmt.Sprintf("%s: %v", keyfile.Name(id, ver), err))
 		return nil, fmt.Errorf("%w: %w", errKeyFile, err)
@@ -649,7 +639,7 @@ func (m *Manager) decrypt(ctx context.Context, blob []byte, where string) ([]byt
 		m.count.kmsDone(&m.count.decrypt, err, m.cfg.Now())
 	}
 	if err != nil {
-		m.arena.release(slot)
+		m.arena.Release(slot)
 		if m.base.Err() != nil {
 			return nil, errClosed // cancelled by Close: nothing to log
 		}
@@ -657,7 +647,7 @@ func (m *Manager) decrypt(ctx context.Context, blob []byte, where string) ([]byt
 		return nil, err
 	}
 	if n <= 0 || n > len(slot) {
-		m.arena.release(slot)
+		m.arena.Release(slot)
 		err := fmt.Errorf("KMS Decrypt returned a key of %d bytes", n)
 		m.cfg.Log.Error(err.Error() + where)
 		return nil, err
@@ -765,13 +755,13 @@ func (m *Manager) generate(id, ver uint32) error {
 		return fmt.Errorf("decrypting new data key: %w", err)
 	}
 	if want := keySpecLength(spec); len(key) != want {
-		m.arena.release(key)
+		m.arena.Release(key)
 		err := fmt.Errorf("new data key for key id=%d has %d bytes; key_spec %s wants %d", id, len(key), spec, want)
 		m.cfg.Log.Error(err.Error())
 		return err
 	}
 	if err := m.cfg.Store.Create(id, ver, blob); err != nil {
-		m.arena.release(key)
+		m.arena.Release(key)
 		m.cfg.Log.Error("Can't create key file: " + err.Error())
 		return err
 	}

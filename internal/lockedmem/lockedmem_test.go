@@ -1,16 +1,13 @@
-package keys
+package lockedmem
 
 import (
 	"bufio"
 	"bytes"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"unsafe"
-
-	"github.com/mariadb-go/aws_key_management/internal/keyfile"
 )
 
 // vmFlags returns the VmFlags of the mapping of this process holding p.
@@ -51,7 +48,7 @@ func has(flags []string, f string) bool {
 }
 
 // contains reports whether b lies in the arena.
-func (a *keyArena) contains(b []byte) bool {
+func (a *Arena) contains(b []byte) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return len(b) > 0 && a.owns(b)
@@ -61,13 +58,13 @@ func (a *keyArena) contains(b []byte) bool {
 // and "lo" (mlock: never swapped) when locking is allowed; a released
 // slot is wiped and reused.
 func TestArenaDontDumpLockedWiped(t *testing.T) {
-	a := newKeyArena()
-	defer a.close(true)
-	key, err := a.alloc()
+	a := New()
+	defer a.Close(true)
+	key, err := a.Alloc()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(key) != MaxKeyLength || !bytes.Equal(key, make([]byte, MaxKeyLength)) || !a.contains(key) {
+	if len(key) != SlotSize || !bytes.Equal(key, make([]byte, SlotSize)) || !a.contains(key) {
 		t.Fatal("slot of the wrong size, not wiped, or outside the arena")
 	}
 	copy(key, bytes.Repeat([]byte{0xA5}, 32))
@@ -83,11 +80,11 @@ func TestArenaDontDumpLockedWiped(t *testing.T) {
 	case !a.locked:
 		t.Logf("mlock refused (%v): RLIMIT_MEMLOCK; the plugin warns about this", a.lockErr)
 	}
-	a.release(key[:16]) // a key cut to its length gives back the whole slot
-	if !bytes.Equal(key, make([]byte, MaxKeyLength)) {
+	a.Release(key[:16]) // a key cut to its length gives back the whole slot
+	if !bytes.Equal(key, make([]byte, SlotSize)) {
 		t.Fatal("released slot not wiped")
 	}
-	again, err := a.alloc()
+	again, err := a.Alloc()
 	if err != nil || &again[0] != &key[0] {
 		t.Fatalf("released slot not reused (%v)", err)
 	}
@@ -96,12 +93,12 @@ func TestArenaDontDumpLockedWiped(t *testing.T) {
 // The arena grows past one chunk; memory that is not from the arena is
 // wiped on release but never becomes a slot.
 func TestArenaGrowsAndReleases(t *testing.T) {
-	a := newKeyArena()
-	defer a.close(true)
-	n := arenaChunk/MaxKeyLength + 10
+	a := New()
+	defer a.Close(true)
+	n := chunkSize/SlotSize + 10
 	keys := make([][]byte, 0, n)
 	for i := 0; i < n; i++ {
-		k, err := a.alloc()
+		k, err := a.Alloc()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -117,55 +114,32 @@ func TestArenaGrowsAndReleases(t *testing.T) {
 		}
 	}
 	free := len(a.free)
-	heap := bytes.Repeat([]byte{7}, MaxKeyLength)
-	a.release(heap)
-	if !bytes.Equal(heap, make([]byte, MaxKeyLength)) || len(a.free) != free {
-		t.Fatalf("heap memory: wiped %v, free list %d -> %d", bytes.Equal(heap, make([]byte, MaxKeyLength)), free, len(a.free))
+	heap := bytes.Repeat([]byte{7}, SlotSize)
+	a.Release(heap)
+	if !bytes.Equal(heap, make([]byte, SlotSize)) || len(a.free) != free {
+		t.Fatalf("heap memory: wiped %v, free list %d -> %d", bytes.Equal(heap, make([]byte, SlotSize)), free, len(a.free))
 	}
 }
 
 // After close, nothing is handed out and releases only wipe; without
 // unmap (a call was still in flight) the memory stays mapped and wiped.
 func TestArenaClose(t *testing.T) {
-	a := newKeyArena()
-	k, err := a.alloc()
+	a := New()
+	k, err := a.Alloc()
 	if err != nil {
 		t.Fatal(err)
 	}
 	copy(k, "secret")
-	a.close(false)
-	if !bytes.Equal(k, make([]byte, MaxKeyLength)) {
+	a.Close(false)
+	if !bytes.Equal(k, make([]byte, SlotSize)) {
 		t.Fatal("close did not wipe a slot in use")
 	}
 	copy(k, "late") // a late write must not fault
-	a.release(k)
-	if !bytes.Equal(k, make([]byte, MaxKeyLength)) || len(a.free) != 0 {
+	a.Release(k)
+	if !bytes.Equal(k, make([]byte, SlotSize)) || len(a.free) != 0 {
 		t.Fatal("a release after close kept the slot or did not wipe it")
 	}
-	if _, err := a.alloc(); err != errArenaClosed {
+	if _, err := a.Alloc(); err != ErrClosed {
 		t.Fatalf("alloc after close = %v", err)
 	}
 }
-
-// An Open that fails gives its key memory back (it used to keep the
-// first chunk mapped for good).
-func TestOpenFailureReleasesKeyMemory(t *testing.T) {
-	m := New(Config{Store: keyfile.New(filepath.Join(t.TempDir(), "missing")), Log: nopLog{}})
-	if err := m.Open(); err == nil {
-		t.Fatal("Open of a missing directory succeeded")
-	}
-	m.arena.mu.Lock()
-	defer m.arena.mu.Unlock()
-	if len(m.arena.chunks) != 0 || !m.arena.closed {
-		t.Fatalf("after a failed Open: %d chunks mapped, closed %v", len(m.arena.chunks), m.arena.closed)
-	}
-}
-
-type nopLog struct{}
-
-func (nopLog) Note(string)          {}
-func (nopLog) Warning(string)       {}
-func (nopLog) Error(string)         {}
-func (nopLog) KMSError(string)      {}
-func (nopLog) ClientError(string)   {}
-func (nopLog) ClientWarning(string) {}
