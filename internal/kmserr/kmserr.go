@@ -87,3 +87,16 @@ func (e *Error) Transient() bool {
 	}
 	return e.Throttled()
 }
+
+// failure is an exception of our own making (a backend that is not AWS).
+type failure struct{ code, message string }
+
+func (f failure) Error() string        { return f.code + ": " + f.message }
+func (f failure) ErrorCode() string    { return f.code }
+func (f failure) ErrorMessage() string { return f.message }
+
+// Fail is a failed call of op with an exception name and message of the
+// caller's choosing (not transient unless the name says so).
+func Fail(op, code, message string) *Error {
+	return New(op, failure{code, message})
+}

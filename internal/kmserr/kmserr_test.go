@@ -73,3 +73,10 @@ func TestNewKeepsAClassifiedError(t *testing.T) {
 		t.Errorf("New(nil) is not nil")
 	}
 }
+
+func TestFail(t *testing.T) {
+	e := kmserr.Fail("Decrypt", "NotInBundle", "no key\nhere")
+	if e.Error() != `KMS Client API 'Decrypt' failed : NotInBundle - no key\nhere` || e.Transient() {
+		t.Errorf("Fail = %q, transient %v", e.Error(), e.Transient())
+	}
+}
