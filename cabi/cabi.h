@@ -27,6 +27,8 @@ struct akm_settings {
   const char *region;
   const char *endpoint_url;
   const char *keyfile_dir;
+  const char *recovery_bundle;
+  const char *recovery_identity;
   const char *mock_faults; /* NULL in a release build */
   unsigned long key_spec;  /* 0 AES_128, 1 AES_256 */
   unsigned long log_level; /* 0 Off .. 6 Trace */

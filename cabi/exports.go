@@ -34,8 +34,11 @@ type Settings struct {
 	Region         string
 	EndpointURL    string
 	KeyfileDir     string // "" = the datadir
-	Mock           bool   // aws_key_management_mock=ON
-	MockFaults     string
+	// RecoveryBundle and RecoveryIdentity: recovery without KMS ("" =
+	// off); relative paths are from the datadir.
+	RecoveryBundle, RecoveryIdentity string
+	Mock                             bool // aws_key_management_mock=ON
+	MockFaults                       string
 }
 
 var keySpecNames = [...]string{"AES_128", "AES_256"}
@@ -125,12 +128,14 @@ func akmGoInit() (ret C.int) {
 	var cs C.struct_akm_settings
 	C.akm_get_settings(&cs)
 	s := Settings{
-		MasterKeyID:    C.GoString(cs.master_key_id),
-		RequestTimeout: time.Duration(cs.request_timeout) * time.Millisecond,
-		Region:         C.GoString(cs.region),
-		EndpointURL:    C.GoString(cs.endpoint_url),
-		KeyfileDir:     C.GoString(cs.keyfile_dir),
-		Mock:           cs.mock > 0,
+		MasterKeyID:      C.GoString(cs.master_key_id),
+		RequestTimeout:   time.Duration(cs.request_timeout) * time.Millisecond,
+		Region:           C.GoString(cs.region),
+		EndpointURL:      C.GoString(cs.endpoint_url),
+		KeyfileDir:       C.GoString(cs.keyfile_dir),
+		RecoveryBundle:   C.GoString(cs.recovery_bundle),
+		RecoveryIdentity: C.GoString(cs.recovery_identity),
+		Mock:             cs.mock > 0,
 	}
 	if cs.mock_faults != nil {
 		s.MockFaults = C.GoString(cs.mock_faults)

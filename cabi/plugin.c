@@ -39,6 +39,8 @@ static char *master_key_id;
 static char *region;
 static char *endpoint_url;
 static char *keyfile_dir;
+static char *recovery_bundle;
+static char *recovery_identity;
 static unsigned long key_spec;
 static unsigned long log_level;
 static int rotate_key;
@@ -161,6 +163,19 @@ static MYSQL_SYSVAR_STR(keyfile_dir, keyfile_dir,
   "Directory of the aws-kms-key.<id>.<version> files. If empty, the datadir.",
   NULL, NULL, "");
 
+/* Recovery without KMS (not in the C++ plugin): a bundle made by
+   `mariadb-aws-keys export` and the age identity that opens it. */
+static MYSQL_SYSVAR_STR(recovery_bundle, recovery_bundle,
+  PLUGIN_VAR_RQCMDARG | PLUGIN_VAR_READONLY,
+  "Recovery without KMS: a bundle written by mariadb-aws-keys export. If set, "
+  "keys come from it and no KMS call is made; new keys and rotation are refused.",
+  NULL, NULL, "");
+
+static MYSQL_SYSVAR_STR(recovery_identity, recovery_identity,
+  PLUGIN_VAR_RQCMDARG | PLUGIN_VAR_READONLY,
+  "The age identity file (recovery key) that opens aws_key_management_recovery_bundle.",
+  NULL, NULL, "");
+
 #ifdef AKM_MOCK
 static my_bool mock;
 #define AKM_MOCK_FAULTS_MAX 4096
@@ -214,6 +229,8 @@ static struct st_mysql_sys_var *settings[] = {
   MYSQL_SYSVAR(region),
   MYSQL_SYSVAR(endpoint_url),
   MYSQL_SYSVAR(keyfile_dir),
+  MYSQL_SYSVAR(recovery_bundle),
+  MYSQL_SYSVAR(recovery_identity),
 #ifdef AKM_MOCK
   MYSQL_SYSVAR(mock),
   MYSQL_SYSVAR(mock_faults),
@@ -303,6 +320,8 @@ void akm_get_settings(struct akm_settings *out)
   out->region = region ? region : "";
   out->endpoint_url = endpoint_url ? endpoint_url : "";
   out->keyfile_dir = keyfile_dir ? keyfile_dir : "";
+  out->recovery_bundle = recovery_bundle ? recovery_bundle : "";
+  out->recovery_identity = recovery_identity ? recovery_identity : "";
   out->key_spec = akm_key_spec();
   out->log_level = akm_log_level();
   out->request_timeout = request_timeout;

@@ -11,6 +11,7 @@ import (
 	"github.com/mariadb-go/aws_key_management/cabi"
 	"github.com/mariadb-go/aws_key_management/internal/keyfile"
 	"github.com/mariadb-go/aws_key_management/internal/keys"
+	"github.com/mariadb-go/aws_key_management/internal/recovery"
 )
 
 func main() {}
@@ -33,7 +34,8 @@ type app struct {
 	mu          sync.RWMutex // guards mgr and kms against Deinit
 	mgr         *keys.Manager
 	kms         keys.KMS
-	faults      faultSetter // the mock's, when the mock is in use
+	faults      faultSetter      // the mock's, when the mock is in use
+	bundle      *recovery.Bundle // in recovery mode
 }
 
 // attemptCounter is implemented by both backends: the HTTP attempts of a
@@ -63,9 +65,21 @@ func (a *app) Init(s cabi.Settings) error {
 	}
 	a.masterKeyID.Store(&s.MasterKeyID)
 	log := cabi.Log{}
-	kms, err := newBackend(s, log)
-	if err != nil {
-		return fmt.Errorf("initializing KMS client: %w", err)
+	var kms keys.KMS
+	if s.RecoveryBundle != "" {
+		b, err := openRecovery(s, log)
+		if err != nil {
+			return err
+		}
+		a.mu.Lock()
+		a.bundle = b // Deinit closes it, also after a failed init
+		a.mu.Unlock()
+		kms = b
+	} else {
+		var err error
+		if kms, err = newBackend(s, log); err != nil {
+			return fmt.Errorf("initializing KMS client: %w", err)
+		}
 	}
 	a.faults, _ = kms.(faultSetter)
 	var cache keys.Cache
@@ -145,11 +159,14 @@ const preloadParallel = 16
 
 func (a *app) Deinit() {
 	a.mu.Lock()
-	mgr := a.mgr
-	a.mgr, a.kms = nil, nil
+	mgr, bundle := a.mgr, a.bundle
+	a.mgr, a.kms, a.bundle = nil, nil, nil
 	a.mu.Unlock()
 	if mgr != nil {
 		mgr.Close(deinitWait)
+	}
+	if bundle != nil {
+		bundle.Close() // after the manager: no call uses it any more
 	}
 }
 

@@ -170,8 +170,8 @@ release() {
   out=$(srv_sql -N -e "SELECT CONCAT_WS(',', PLUGIN_STATUS, PLUGIN_TYPE, PLUGIN_MATURITY, PLUGIN_LICENSE) FROM information_schema.PLUGINS WHERE PLUGIN_NAME='aws_key_management'")
   if [ "$out" = "ACTIVE,ENCRYPTION,Stable,GPL" ]; then ok "plugin ACTIVE, ENCRYPTION, Stable, GPL"; else bad "plugin row: '$out'"; fi
   out=$(srv_sql -N -e "SELECT GROUP_CONCAT(VARIABLE_NAME ORDER BY VARIABLE_NAME) FROM information_schema.GLOBAL_VARIABLES WHERE VARIABLE_NAME LIKE 'AWS\_KEY\_MANAGEMENT\_%'")
-  if [ "$out" = "AWS_KEY_MANAGEMENT_ENDPOINT_URL,AWS_KEY_MANAGEMENT_KEYFILE_DIR,AWS_KEY_MANAGEMENT_KEY_SPEC,AWS_KEY_MANAGEMENT_LOG_LEVEL,AWS_KEY_MANAGEMENT_MASTER_KEY_ID,AWS_KEY_MANAGEMENT_REGION,AWS_KEY_MANAGEMENT_REQUEST_TIMEOUT,AWS_KEY_MANAGEMENT_ROTATE_KEY" ]; then
-    ok "release build has upstream's variables plus keyfile_dir, and no mock variables"
+  if [ "$out" = "AWS_KEY_MANAGEMENT_ENDPOINT_URL,AWS_KEY_MANAGEMENT_KEYFILE_DIR,AWS_KEY_MANAGEMENT_KEY_SPEC,AWS_KEY_MANAGEMENT_LOG_LEVEL,AWS_KEY_MANAGEMENT_MASTER_KEY_ID,AWS_KEY_MANAGEMENT_RECOVERY_BUNDLE,AWS_KEY_MANAGEMENT_RECOVERY_IDENTITY,AWS_KEY_MANAGEMENT_REGION,AWS_KEY_MANAGEMENT_REQUEST_TIMEOUT,AWS_KEY_MANAGEMENT_ROTATE_KEY" ]; then
+    ok "release build has upstream's variables plus keyfile_dir and the recovery ones, and no mock variables"
   else bad "release variables: $out"; fi
   out=$(srv_sql -N -e "SELECT @@aws_key_management_endpoint_url, @@aws_key_management_request_timeout")
   if [ "$out" = "$(printf 'http://%s\t500' "$KMS_ADDR")" ]; then ok "command-line values reach the plugin installed later"; else bad "values: '$out'"; fi
