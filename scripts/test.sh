@@ -3,7 +3,7 @@
 # counting every test of every level. Exits non-zero on any failure; an
 # mtr test that is skipped counts as failed (the suite must run here).
 #   scripts/test.sh            all levels
-#   scripts/test.sh LEVEL...   some of: lint unit build abi keycache release kmscli mtr kms crash
+#   scripts/test.sh LEVEL...   some of: lint unit build abi keycache release kmscli mtr kms crash backup
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -12,7 +12,7 @@ export AWS_EC2_METADATA_DISABLED=true
 LOGS="$ROOT/build/test-logs"
 mkdir -p "$LOGS"
 levels=("$@")
-((${#levels[@]})) || levels=(lint unit build abi keycache release kmscli mtr kms crash)
+((${#levels[@]})) || levels=(lint unit build abi keycache release kmscli mtr kms crash backup)
 
 PASS=0 FAIL=0
 FAILED_ITEMS=()
@@ -301,10 +301,15 @@ crash() {
   run_script "crash and disk faults" tests/crash/run.sh
 }
 
+backup() {
+  section "backup: mariadb-backup and restores, release build against the loopback KMS"
+  run_script "backups and restores" tests/backup/run.sh
+}
+
 for l in "${levels[@]}"; do
   case "$l" in
-    lint|unit|build|abi|keycache|release|kmscli|mtr|kms|crash) "$l" ;;
-    *) echo "unknown level $l (want lint unit build abi keycache release kmscli mtr kms crash)"; exit 2 ;;
+    lint|unit|build|abi|keycache|release|kmscli|mtr|kms|crash|backup) "$l" ;;
+    *) echo "unknown level $l (want lint unit build abi keycache release kmscli mtr kms crash backup)"; exit 2 ;;
   esac
 done
 

@@ -1,0 +1,189 @@
+#!/usr/bin/env bash
+# Backups and restores as DBAs do them, with the real tools: the release
+# build (build/aws_key_management.so) against the loopback KMS emulator,
+# Debian's mariadb-backup, private servers on 127.0.0.1.
+#
+#   1. Key files in the datadir: mariadb-backup --backup, --prepare and
+#      --copy-back into another datadir; the restored server reads every
+#      table back (CHECKSUM TABLE equal, rows written before and after two
+#      rotations), and the key files came with the data.
+#   2. keyfile_dir outside the datadir: the backup holds no key file; the
+#      commands the README gives copy the key directory with the backup and
+#      back; the restored server reads every table.
+#
+# Prints "ok - ..." / "FAIL - ..." per check and "N passed, N failed";
+# exits non-zero on any failure. Bounded (240 s). AKM_BACKUP_KEEP=1 keeps
+# the work directory.
+set -u -o pipefail
+
+if [ -z "${AKM_BACKUP_BOUNDED:-}" ]; then
+  AKM_BACKUP_BOUNDED=1 exec timeout -k 30 240 bash "$0" "$@"
+fi
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$ROOT" || exit 1
+export PATH="$ROOT/build/tools:$PATH:/usr/local/go/bin"
+
+PASSED=0 FAILED=0
+ok() { PASSED=$((PASSED + 1)); echo "ok - $*"; }
+fail() { FAILED=$((FAILED + 1)); echo "FAIL - $*"; }
+finish() {
+  echo "$PASSED passed, $FAILED failed"
+  [ "$FAILED" -eq 0 ]
+  exit $?
+}
+
+WORK=$(mktemp -d /tmp/akm-backup.XXXXXX)
+SRV_PLUGIN_DIR="$WORK/plugin"
+. "$ROOT/scripts/server.sh"
+. "$ROOT/scripts/kms.sh"
+
+cleanup() {
+  trap - EXIT INT TERM
+  if [ -n "$srv_pid" ]; then kill -9 "$srv_pid" 2>/dev/null; wait "$srv_pid" 2>/dev/null; srv_pid=""; fi
+  kms_stop
+  if [ -n "${AKM_BACKUP_KEEP:-}" ]; then echo "# AKM_BACKUP_KEEP: $WORK left in place"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+trap 'echo "# interrupted or over time"; fail "run interrupted (signal or the 240 s bound)"; echo "$PASSED passed, $FAILED failed"; exit 1' INT TERM
+
+SRV_PORT=$(srv_free_port 25306) || { fail "no free port"; finish; }
+
+mkdir -p "$SRV_PLUGIN_DIR"
+if ! timeout 300 make -s release >"$WORK/build.log" 2>&1; then
+  tail -20 "$WORK/build.log"; fail "make"; finish
+fi
+cp build/aws_key_management.so "$SRV_PLUGIN_DIR/"
+if ! kms_start "$WORK/kms" >"$WORK/kms.log" 2>&1; then cat "$WORK/kms.log"; fail "starting the KMS emulator"; finish; fi
+ok "release build and the loopback KMS at $KMS_ADDR"
+
+# The server and mariadb-backup see only the credentials file (kms_env).
+mapfile -t SRV_ENV < <(kms_env)
+BACKUP_ENV=("${SRV_ENV[@]}")
+OPTS=(--plugin-load-add=aws_key_management
+  --aws-key-management-endpoint-url="http://$KMS_ADDR" --aws-key-management-master-key-id="$KMS_ALIAS"
+  --aws-key-management-request-timeout=2000
+  --innodb-encrypt-tables=ON --innodb-encrypt-log=ON --encrypt-tmp-files=ON
+  --innodb-buffer-pool-size=32M --innodb-tablespaces-encryption)
+
+q() { timeout 30 mariadb --no-defaults -S "$SRV_DIR/mysqld.sock" -uroot -N -B "$@"; }
+TABLES="t1 t5 t6"
+
+# fill: tables on three keys, rows before and after two rotations of key 5
+# and one of key 6, pages flushed (so they use several key versions).
+fill() {
+  q -e "CREATE DATABASE d; USE d;
+    CREATE TABLE d.t1 (a INT PRIMARY KEY, b VARCHAR(200)) ENCRYPTED=YES;
+    CREATE TABLE d.t5 (a INT PRIMARY KEY, b VARCHAR(200)) ENCRYPTED=YES ENCRYPTION_KEY_ID=5;
+    CREATE TABLE d.t6 (a INT PRIMARY KEY, b VARCHAR(200)) ENCRYPTED=YES ENCRYPTION_KEY_ID=6;
+    INSERT INTO d.t1 SELECT seq, REPEAT('one', 50) FROM seq_1_to_2000;
+    INSERT INTO d.t5 SELECT seq, REPEAT('five', 40) FROM seq_1_to_2000;
+    INSERT INTO d.t6 SELECT seq, REPEAT('six', 50) FROM seq_1_to_2000;
+    FLUSH TABLES d.t1, d.t5, d.t6 FOR EXPORT; UNLOCK TABLES;
+    SET GLOBAL aws_key_management_rotate_key = 5;
+    INSERT INTO d.t5 SELECT seq, REPEAT('FIVE', 40) FROM seq_2001_to_4000;
+    FLUSH TABLES d.t5 FOR EXPORT; UNLOCK TABLES;
+    SET GLOBAL aws_key_management_rotate_key = 5;
+    SET GLOBAL aws_key_management_rotate_key = 6;
+    UPDATE d.t6 SET b = REPEAT('SIX', 50) WHERE a % 2 = 0;
+    INSERT INTO d.t5 SELECT seq, REPEAT('5ive', 40) FROM seq_4001_to_5000;"
+}
+
+checksums() {
+  local t
+  for t in $TABLES; do q -e "CHECKSUM TABLE d.$t" 2>&1; done | tr '\t\n' ' '
+}
+
+# restore_and_check WHAT BACKUP NEWDIR [server options...]: copy-back into
+# NEWDIR/data, start a server on it, compare the checksums.
+restore_and_check() {
+  local what=$1 backup=$2 newdir=$3
+  shift 3
+  SRV_DIR=$newdir
+  mkdir -p "$SRV_DIR"
+  if env "${BACKUP_ENV[@]}" timeout 120 mariadb-backup --copy-back --target-dir="$backup" \
+       --datadir="$SRV_DIR/data" >"$WORK/copyback-$what.log" 2>&1; then
+    ok "$what: mariadb-backup --copy-back into a new datadir"
+  else
+    tail -5 "$WORK/copyback-$what.log"; fail "$what: --copy-back"; return
+  fi
+  if srv_start "${OPTS[@]}" "$@"; then ok "$what: the restored server starts"; else fail "$what: the restored server does not start"; return; fi
+  local after
+  after=$(checksums)
+  if [ "$after" = "$SUMS" ] && [[ "$after" =~ ^d\.t1\ [1-9][0-9]*\ d\.t5\ [1-9][0-9]*\ d\.t6\ [1-9][0-9]*\ $ ]]; then
+    ok "$what: every table reads back the same (CHECKSUM TABLE: $after)"
+  else
+    fail "$what: checksums '$after', want '$SUMS'"
+  fi
+  local n
+  n=$(q -e "SELECT COUNT(*) FROM d.t5 WHERE BINARY b LIKE 'FIVE%'" 2>&1)
+  if [ "$n" = 2000 ]; then
+    ok "$what: the rows written between the rotations of key 5 are there"
+  else
+    fail "$what: rows between rotations: '$n'"
+  fi
+  srv_stop || fail "$what: restored server shutdown exit status $?"
+}
+
+# --------------------------------------------- 1. key files in the datadir
+SRV_DIR="$WORK/src"
+srv_install || { fail "mariadb-install-db"; finish; }
+if srv_start "${OPTS[@]}"; then ok "source server with the plugin"; else fail "source server"; finish; fi
+if fill 2>"$WORK/fill.log"; then ok "encrypted tables on keys 1, 5 and 6; key 5 rotated twice, key 6 once"
+else cat "$WORK/fill.log"; fail "filling the tables"; fi
+SUMS=$(checksums)
+KEYS=$(cd "$SRV_DIR/data" && ls aws-kms-key.* | sort | tr '\n' ' ')
+if [ "$KEYS" = "aws-kms-key.1.1 aws-kms-key.2.1 aws-kms-key.5.1 aws-kms-key.5.2 aws-kms-key.5.3 aws-kms-key.6.1 aws-kms-key.6.2 " ]; then
+  ok "key files in the datadir: $KEYS"
+else fail "key files: '$KEYS'"; fi
+BK="$WORK/backup1"
+if env "${BACKUP_ENV[@]}" timeout 120 mariadb-backup --backup --target-dir="$BK" --socket="$SRV_DIR/mysqld.sock" \
+     --user=root >"$WORK/backup1.log" 2>&1; then
+  ok "mariadb-backup --backup of the running server"
+else tail -5 "$WORK/backup1.log"; fail "--backup"; fi
+srv_stop || fail "source server shutdown exit status $?"
+if [ "$(cd "$BK" && ls aws-kms-key.* 2>/dev/null | sort | tr '\n' ' ')" = "$KEYS" ]; then
+  ok "the backup holds the key files"
+else fail "the backup holds: $(cd "$BK" && ls aws-kms-key.* 2>&1 | tr '\n' ' ')"; fi
+if env "${BACKUP_ENV[@]}" timeout 120 mariadb-backup --prepare --target-dir="$BK" >"$WORK/prepare1.log" 2>&1; then
+  ok "mariadb-backup --prepare (loads the plugin from backup-my.cnf; KMS through the credentials file)"
+else tail -5 "$WORK/prepare1.log"; fail "--prepare"; fi
+restore_and_check "datadir keys" "$BK" "$WORK/restore1"
+if [ "$(cd "$WORK/restore1/data" && ls aws-kms-key.* | sort | tr '\n' ' ')" = "$KEYS" ]; then
+  ok "datadir keys: the key files came back with the data, no new key made"
+else fail "datadir keys: restored key files: $(cd "$WORK/restore1/data" && ls aws-kms-key.* | tr '\n' ' ')"; fi
+
+# ------------------------------------- 2. keyfile_dir outside the datadir
+KEYFILE_DIR="$WORK/keys2"
+install -d -m 0700 "$KEYFILE_DIR"
+SRV_DIR="$WORK/src2"
+srv_install || { fail "mariadb-install-db"; finish; }
+if srv_start "${OPTS[@]}" --aws-key-management-keyfile-dir="$KEYFILE_DIR"; then ok "source server with keyfile_dir=$KEYFILE_DIR"
+else fail "source server 2"; finish; fi
+fill 2>"$WORK/fill2.log" || { cat "$WORK/fill2.log"; fail "filling the tables (2)"; }
+SUMS=$(checksums)
+KEYS=$(cd "$KEYFILE_DIR" && ls aws-kms-key.* | sort | tr '\n' ' ')
+BK="$WORK/backup2"
+BACKUPS="$WORK/backups"
+env "${BACKUP_ENV[@]}" timeout 120 mariadb-backup --backup --target-dir="$BK" --socket="$SRV_DIR/mysqld.sock" \
+  --user=root >"$WORK/backup2.log" 2>&1 || { tail -5 "$WORK/backup2.log"; fail "--backup (2)"; }
+# The README's commands (Operations, "Backups"), with these paths:
+mkdir -p "$BACKUPS"
+cp -a "$KEYFILE_DIR" "$BACKUPS/keyfiles"
+srv_stop || fail "source server 2 shutdown exit status $?"
+if ! ls "$BK"/aws-kms-key.* >/dev/null 2>&1 && [ "$(cd "$BACKUPS/keyfiles" && ls aws-kms-key.* | sort | tr '\n' ' ')" = "$KEYS" ]; then
+  ok "keyfile_dir outside: the backup holds no key file; cp -a copied all ($KEYS)"
+else fail "keyfile_dir outside: backup has $(ls "$BK" | grep -c aws-kms-key) key files; the copy: $(ls "$BACKUPS/keyfiles" 2>&1 | tr '\n' ' ')"; fi
+env "${BACKUP_ENV[@]}" timeout 120 mariadb-backup --prepare --target-dir="$BK" >"$WORK/prepare2.log" 2>&1 ||
+  { tail -5 "$WORK/prepare2.log"; fail "--prepare (2)"; }
+NEW_KEYFILE_DIR="$WORK/restore2-keys"
+install -d -m 0700 "$NEW_KEYFILE_DIR"
+cp -a "$BACKUPS/keyfiles/." "$NEW_KEYFILE_DIR/"
+if [ "$(stat -c %a "$NEW_KEYFILE_DIR"/aws-kms-key.5.1)" = 400 ]; then ok "keyfile_dir outside: the copies keep mode 0400"
+else fail "keyfile_dir outside: mode $(stat -c %a "$NEW_KEYFILE_DIR"/aws-kms-key.5.1)"; fi
+restore_and_check "keyfile_dir outside" "$BK" "$WORK/restore2" --aws-key-management-keyfile-dir="$NEW_KEYFILE_DIR"
+if [ "$(cd "$NEW_KEYFILE_DIR" && ls aws-kms-key.* | sort | tr '\n' ' ')" = "$KEYS" ]; then
+  ok "keyfile_dir outside: no new key was made on restore"
+else fail "keyfile_dir outside: key files now $(ls "$NEW_KEYFILE_DIR" | tr '\n' ' ')"; fi
+
+finish
