@@ -24,6 +24,12 @@ const (
 	DefaultBackoff  = 200 * time.Millisecond
 	// MaxBackoff caps the shared pause.
 	MaxBackoff = 5 * time.Second
+	// Unreachable is how many KMS calls in a row may fail to reach KMS
+	// (network errors and timeouts, each after the SDK's own attempts;
+	// missing credentials) before the runner stops calling: the rest of
+	// the run fails at once instead of each file waiting for its
+	// timeouts.
+	Unreachable = 8
 	// KeySlotSize is the size of each key buffer: larger than any key
 	// the server takes (32 bytes), so that a longer key is reported with
 	// its length rather than refused by the client.
@@ -50,6 +56,10 @@ type Runner struct {
 	NewProgress func(total int, what string) Progress
 
 	throttled, retried atomic.Int64
+	// unreachable counts calls in a row that did not reach KMS; broken
+	// is the error that made the runner stop calling.
+	unreachable atomic.Int64
+	broken      atomic.Pointer[error]
 	// LockError is set after a run when the key memory could not be
 	// locked (it stays out of core dumps).
 	LockError error
@@ -155,28 +165,47 @@ func runOne(ctx context.Context, w *Worker, i int, e keyfile.Entry, fn func(cont
 	return fn(ctx, w, i, e)
 }
 
-// Call runs f, a KMS call, and tries it again while it fails with a
-// throttling or transient error (kmserr.Error.Transient), at most
-// Attempts times, after a pause shared by every worker of the runner.
-// Other errors, and ctx ending, return at once.
+// Call runs f, a KMS call. While it fails because KMS throttles or has
+// a passing failure of its own (KMSInternalException,
+// DependencyTimeoutException, KMSInvalidStateException), it is tried
+// again, at most Attempts times, after a pause shared by every worker of
+// the runner. A call that did not reach KMS (network, timeout,
+// credentials) is not tried again here (the SDK already tried it 3
+// times); after Unreachable of them in a row the runner stops calling
+// and fails every later call at once. Other errors, and ctx ending,
+// return at once.
 func (r *Runner) Call(ctx context.Context, f func(context.Context) error) error {
 	attempts := r.Attempts
 	if attempts <= 0 {
 		attempts = DefaultAttempts
 	}
 	for attempt := 1; ; attempt++ {
+		if b := r.broken.Load(); b != nil {
+			return fmt.Errorf("not tried: %d KMS calls in a row failed to reach KMS, the last with: %w", Unreachable, *b)
+		}
 		if err := r.waitPause(ctx); err != nil {
 			return err
 		}
 		err := f(ctx)
 		if err == nil {
+			r.unreachable.Store(0)
 			r.mu.Lock()
 			r.pauseLen /= 2 // KMS keeps up again: shorten the next pause
 			r.mu.Unlock()
 			return nil
 		}
 		var ke *kmserr.Error
-		if !errors.As(err, &ke) || !ke.Transient() || attempt >= attempts || ctx.Err() != nil {
+		if !errors.As(err, &ke) || ctx.Err() != nil {
+			return err
+		}
+		if ke.Code == kmserr.CodeRequestError || ke.Code == kmserr.CodeTimeout {
+			if ke.Transient() && r.unreachable.Add(1) >= Unreachable {
+				r.broken.CompareAndSwap(nil, &err)
+			}
+			return err
+		}
+		r.unreachable.Store(0)
+		if !ke.Transient() || attempt >= attempts {
 			return err
 		}
 		if ke.Throttled() {

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
@@ -221,5 +222,33 @@ func TestEachStopsWhenCancelled(t *testing.T) {
 	})
 	if done > 4 || errs[9] == nil || !errors.Is(errs[9], context.Canceled) {
 		t.Fatalf("ran %d after the cancel; last error %v", done, errs[9])
+	}
+}
+
+// With KMS out of reach, the run does not wait out every file: after
+// Unreachable failures in a row the rest fails at once, saying why.
+func TestVerifyKMSUnreachable(t *testing.T) {
+	e := newEnv(t)
+	e.create(10, 4, "alias/old")
+	e.url = "http://127.0.0.1:1" // nothing listens there
+	start := time.Now()
+	res, err := Verify(context.Background(), e.dir, e.newClient(), fastRunner(8))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Failed != 40 {
+		t.Fatalf("failed %d", res.Failed)
+	}
+	notTried := 0
+	for _, k := range res.Keys {
+		if strings.Contains(k.Error, "not tried: 8 KMS calls in a row failed to reach KMS") && strings.Contains(k.Error, "connection refused") {
+			notTried++
+		}
+	}
+	if notTried < 40-2*8 { // at most the calls in flight when it tripped, and the 8
+		t.Errorf("only %d files were not tried after KMS was found out of reach", notTried)
+	}
+	if d := time.Since(start); d > 30*time.Second {
+		t.Errorf("took %v", d)
 	}
 }
