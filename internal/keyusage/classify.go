@@ -112,11 +112,23 @@ func Classify(versions []Version, u *Usage) (map[[2]uint32]Verdict, []string) {
 		k := [2]uint32{u.RedoLog.KeyID, u.RedoLog.KeyVersion}
 		logUsers[k] = append(logUsers[k], "redo-log: "+u.RedoLog.Path)
 	}
+	// What the server could not tell is said once, here; the versions it
+	// concerns are kept with a short reason.
+	for _, e := range []struct{ what, err string }{
+		{"InnoDB's tablespaces are not known", u.TablespacesError},
+		{"the redo log's key version is not known", u.RedoLogError},
+		{"the binary logs are not known", u.BinlogsError},
+	} {
+		if e.err != "" {
+			warnings = append(warnings, e.what+": "+e.err)
+		}
+	}
 	var unreadableLogs []string
 	for _, b := range u.Binlogs {
 		switch {
 		case b.Error != "":
-			unreadableLogs = append(unreadableLogs, b.Error)
+			unreadableLogs = append(unreadableLogs, b.Path)
+			warnings = append(warnings, "a binary log's key version is not known: "+b.Error)
 		case b.Encrypted:
 			k := [2]uint32{b.KeyID, b.KeyVersion}
 			logUsers[k] = append(logUsers[k], "binlog: "+filepath.Base(b.Path))
@@ -169,19 +181,19 @@ func Classify(versions []Version, u *Usage) (map[[2]uint32]Verdict, []string) {
 func keepReasons(v Version, u *Usage, latest map[uint32]uint32, created map[[2]uint32]time.Time, unreadableLogs []string) []string {
 	var r []string
 	if u.TablespacesError != "" {
-		r = append(r, "InnoDB's use is not known: "+u.TablespacesError)
+		r = append(r, "InnoDB's use is not known (see the warnings)")
 	}
 	if v.ID == KeySystemData {
 		r = append(r, fmt.Sprintf("Aria tables encrypted with aria_encrypt_tables (now %s) keep the version each page was written with; this tool does not read them",
 			orUnknown(u.Settings["aria_encrypt_tables"])))
 		if u.RedoLogError != "" {
-			r = append(r, "the redo log's version is not known: "+u.RedoLogError)
+			r = append(r, "the redo log's version is not known (see the warnings)")
 		}
 		if u.BinlogsError != "" {
-			r = append(r, "the binary logs' versions are not known: "+u.BinlogsError)
+			r = append(r, "the binary logs' versions are not known (see the warnings)")
 		}
-		for _, e := range unreadableLogs {
-			r = append(r, "a binary log's version is not known: "+e)
+		for _, p := range unreadableLogs {
+			r = append(r, "the version of binary log "+filepath.Base(p)+" is not known (see the warnings)")
 		}
 	}
 	if v.ID == KeyTemporaryData {

@@ -74,8 +74,11 @@ func TestClassifyInnoDB(t *testing.T) {
 	if got := statuses(m, 5, 5); !reflect.DeepEqual(got, []string{Kept, Kept, Kept, Kept, Latest}) {
 		t.Errorf("key 5 without InnoDB's information: %v", got)
 	}
-	if r := m[[2]uint32{5, 1}].Reasons; len(r) != 1 || !strings.Contains(r[0], "no PROCESS privilege") {
+	if r := m[[2]uint32{5, 1}].Reasons; len(r) != 1 || !strings.Contains(r[0], "InnoDB's use is not known") {
 		t.Errorf("reasons: %q", r)
+	}
+	if _, w := Classify(versions, u); len(w) != 1 || w[0] != "InnoDB's tablespaces are not known: no PROCESS privilege" {
+		t.Errorf("warnings: %q", w)
 	}
 }
 
@@ -106,10 +109,11 @@ func TestClassifyKey1Logs(t *testing.T) {
 	u.RedoLog.KeyVersion = 9
 	u.Binlogs = append(u.Binlogs, Binlog{Path: "/d/bin.000003", Error: "permission denied"})
 	m, w = Classify(vers(1, 4), u)
-	if len(w) != 1 || !strings.Contains(w[0], "redo-log: /d/ib_logfile0 uses key 1 version 9, which is not in the directory") {
+	if len(w) != 2 || !strings.Contains(w[0], "a binary log's key version is not known: permission denied") ||
+		!strings.Contains(w[1], "redo-log: /d/ib_logfile0 uses key 1 version 9, which is not in the directory") {
 		t.Errorf("warnings %q", w)
 	}
-	if r := strings.Join(m[[2]uint32{1, 1}].Reasons, "\n"); m[[2]uint32{1, 1}].Status != Kept || !strings.Contains(r, "permission denied") {
+	if r := strings.Join(m[[2]uint32{1, 1}].Reasons, "\n"); m[[2]uint32{1, 1}].Status != Kept || !strings.Contains(r, "binary log bin.000003 is not known") {
 		t.Errorf("version 1: %+v", m[[2]uint32{1, 1}])
 	}
 }
