@@ -211,7 +211,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"verify", "--parallel", "0", w.dir}, "--parallel 0: want 1 to 256"},
 		{[]string{"verify", "--log-level", "Loud", w.dir}, `--log-level "Loud"`},
 		{[]string{"--endpoint-url", "http://192.0.2.1", "verify", w.dir}, "http:// is allowed only to a loopback address"},
-		{[]string{"verify"}, "no key directory: give DIR"},
+		{[]string{"--datadir", empty, "verify"}, "no key files (aws-kms-key.<id>.<version>) in " + empty + ": not a key directory; give the datadir or aws_key_management_keyfile_dir (key directory from the datadir)"},
 	} {
 		r := w.run(c.args...)
 		if r.code != 2 || r.stdout != "" || !strings.Contains(r.stderr, "mariadb-aws-keys: ") || !strings.Contains(r.stderr, c.want) {
@@ -413,19 +413,22 @@ func (w *world) checkAll(arn string) {
 	}
 }
 
-// A rewrap killed with SIGKILL at random moments, again and again, loses
-// nothing: after every kill each key file unwraps to its own key (under
+// A rewrap killed with SIGKILL at random moments (every other time as
+// soon as a backup exists), again and again, loses nothing: after every kill each key file unwraps to its own key (under
 // the old or the new KMS key); the last run finishes the job, removes
 // what the killed runs left, and every file ends under the new key.
 // Bounded: 12 kills or 40 s.
 func TestRewrapSurvivesKill9(t *testing.T) {
 	w := newWorld(t)
-	w.create(8, 5, "alias/old")
-	// Slow KMS calls widen the window of each step.
-	w.srv.SetFaults("delay=*:15")
+	w.create(10, 8, "alias/old")
+	// Slow KMS calls widen the window of each step (the check's Decrypt
+	// most: the backup exists during it), and make the whole job (80
+	// files, 4 at a time) outlast the kills.
+	const slow = "delay=Decrypt:40;delay=ReEncrypt:20;delay=DescribeKey:10"
 	start := time.Now()
 	kills, sawBackup := 0, false
 	for i := 0; i < 12 && time.Since(start) < 40*time.Second; i++ {
+		w.srv.SetFaults(slow)
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		cmd := exec.CommandContext(ctx, bin, "--no-defaults", "--endpoint-url", w.url, "--parallel", "4", "rewrap", "--to", "alias/new", w.dir)
 		cmd.Env = w.envs
@@ -434,13 +437,24 @@ func TestRewrapSurvivesKill9(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(time.Duration(50+rand.IntN(250)) * time.Millisecond)
+		if i%2 == 0 {
+			time.Sleep(time.Duration(100+rand.IntN(400)) * time.Millisecond)
+		} else {
+			// Every other round, the kill lands while a backup exists:
+			// as soon as one appears (polled for at most 3 s).
+			for t0 := time.Now(); time.Since(t0) < 3*time.Second; time.Sleep(2 * time.Millisecond) {
+				if m, _ := filepath.Glob(filepath.Join(w.dir, "#sql-rewrap-backup-*", "aws-kms-key.*")); len(m) > 0 {
+					break
+				}
+			}
+		}
 		cmd.Process.Signal(syscall.SIGKILL)
 		cmd.Wait()
 		cancel()
 		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 			kills++
 		}
+		w.srv.SetFaults("") // the checks below at full speed
 		// Nothing lost: each file is whole and opens to its key.
 		s := keyfile.New(w.dir)
 		entries, _ := s.Scan()
@@ -460,7 +474,6 @@ func TestRewrapSurvivesKill9(t *testing.T) {
 			sawBackup = true
 		}
 	}
-	w.srv.SetFaults("")
 	r := w.run("rewrap", "--to", "alias/new", w.dir)
 	if r.code != 0 {
 		t.Fatalf("the run after the kills: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)

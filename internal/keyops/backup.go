@@ -51,37 +51,26 @@ func (b *backupDir) make() error {
 }
 
 // save writes the old blob of a key file to the backup directory, under
-// the key file's name, fsync'ed, mode 0400. A copy already there with the
-// same content is fine; another content is an error.
-func (b *backupDir) save(name string, blob []byte) (string, error) {
+// the key file's name, as the plugin writes key files (keyfile.Create:
+// temporary file, fsync, link, directory fsync, mode 0400): a backup
+// under its final name is always whole, even after a kill -9. A copy
+// already there with the same content is fine; another content is an
+// error.
+func (b *backupDir) save(e keyfile.Entry, blob []byte) (string, error) {
 	if err := b.make(); err != nil {
 		return "", err
 	}
-	p := filepath.Join(b.path, name)
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, keyfile.FileMode)
-	if errors.Is(err, fs.ErrExist) {
-		old, rerr := os.ReadFile(p)
-		if rerr == nil && bytes.Equal(old, blob) {
+	bs := keyfile.New(b.path)
+	p := bs.Path(e.ID, e.Version)
+	err := bs.Create(e.ID, e.Version, blob)
+	if errors.Is(err, keyfile.ErrExists) {
+		if old, rerr := bs.Read(e.ID, e.Version); rerr == nil && bytes.Equal(old, blob) {
 			return p, nil
 		}
 		return "", fmt.Errorf("backing up the old blob: %s already exists with another content", p)
 	}
 	if err != nil {
 		return "", fmt.Errorf("backing up the old blob: %w", err)
-	}
-	_, err = f.Write(blob)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = syncDir(b.path)
-	}
-	if err != nil {
-		os.Remove(p)
-		return "", fmt.Errorf("backing up the old blob to %s: %w", p, err)
 	}
 	return p, nil
 }
@@ -165,6 +154,11 @@ func resolveLeftovers(ctx context.Context, s *keyfile.Store, dir string, extra s
 			return out, err
 		}
 		out = append(out, got...)
+		if !dryRun {
+			// Temporary files of a backup being written when the run
+			// was killed (its key file was not replaced yet).
+			bs.CleanTemp()
+		}
 		if !dryRun && removeIfEmpty(d) {
 			out = append(out, Leftover{Backup: d, Action: "removed", Note: "the backup directory of an interrupted run, now empty"})
 		}

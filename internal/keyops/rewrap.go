@@ -219,7 +219,7 @@ func rewrapOne(ctx context.Context, w *Worker, s *keyfile.Store, kms KMS, e keyf
 	if cur, err := s.Read(e.ID, e.Version); err != nil || !bytes.Equal(cur, old) {
 		return "", fmt.Errorf("%s changed while it was being re-wrapped; run rewrap again", s.Path(e.ID, e.Version))
 	}
-	backup, err := bd.save(keyfile.Name(e.ID, e.Version), old)
+	backup, err := bd.save(e, old)
 	if err == nil {
 		err = hook("backup", e)
 	}

@@ -347,3 +347,30 @@ func TestRewrapThenDisableOldKey(t *testing.T) {
 		t.Fatalf("old key disabled after the rewrap: %+v", res)
 	}
 }
+
+// A run killed while it wrote a backup leaves a temporary file in the
+// backup directory (never a backup under its final name that is cut
+// short: backups are written as key files are); the next run removes it
+// and the directory, and every file ends under the target.
+func TestRewrapRemovesPartialBackup(t *testing.T) {
+	e := newEnv(t)
+	e.create(2, 1, "alias/old")
+	bd := filepath.Join(e.dir, BackupDirPrefix+"20240101T000000Z")
+	if err := os.Mkdir(bd, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(bd, keyfile.Name(1, 1)+".tmp-0123456789ab"), []byte("cut sh"), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Rewrap(context.Background(), e.dir, e.client, RewrapOptions{To: "alias/new", Runner: fastRunner(2)})
+	if err != nil || res.Rewrapped != 2 {
+		t.Fatalf("%+v, %v", res, err)
+	}
+	if len(res.Leftovers) != 1 || res.Leftovers[0].Backup != bd || res.Leftovers[0].Action != "removed" {
+		t.Errorf("leftovers %+v", res.Leftovers)
+	}
+	if b := backupDirs(t, e.dir); len(b) != 0 {
+		t.Errorf("backup directories left: %v", b)
+	}
+	e.checkUnder(arnB)
+}
