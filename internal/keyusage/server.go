@@ -109,7 +109,8 @@ func FromServer(ctx context.Context, db *sql.DB) (*Usage, error) {
 	if err != nil {
 		return nil, err
 	}
-	u := &Usage{Version: vars["version"], DataDir: vars["datadir"], Settings: map[string]string{}}
+	u := &Usage{Version: vars["version"], DataDir: vars["datadir"], Settings: map[string]string{},
+		Tablespaces: []Tablespace{}, Binlogs: []Binlog{}}
 	for _, n := range settingNames {
 		if v, ok := vars[n]; ok {
 			u.Settings[n] = v
@@ -129,9 +130,10 @@ func FromServer(ctx context.Context, db *sql.DB) (*Usage, error) {
 	// the second it started in: never later than the real start.
 	u.Started = time.Now().Add(-time.Duration(uptime+1) * time.Second).Truncate(time.Second)
 
-	u.Tablespaces, err = tablespaces(ctx, db)
-	if err != nil {
+	if ts, err := tablespaces(ctx, db); err != nil {
 		u.TablespacesError = err.Error()
+	} else if ts != nil {
+		u.Tablespaces = ts
 	}
 	redo := filepath.Join(underDir(u.DataDir, vars["innodb_log_group_home_dir"]), "ib_logfile0")
 	if r, err := ReadRedoLog(redo); err != nil {
@@ -139,9 +141,12 @@ func FromServer(ctx context.Context, db *sql.DB) (*Usage, error) {
 	} else {
 		u.RedoLog = &r
 	}
-	u.Binlogs, err = binlogs(ctx, db, vars)
+	logs, err := binlogs(ctx, db, vars)
 	if err != nil {
 		u.BinlogsError = err.Error()
+	}
+	if logs != nil {
+		u.Binlogs = logs
 	}
 	return u, nil
 }
