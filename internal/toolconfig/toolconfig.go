@@ -3,6 +3,7 @@ package toolconfig
 import (
 	"errors"
 	"fmt"
+	"os"
 	"os/user"
 	"path/filepath"
 	"strconv"
@@ -20,6 +21,10 @@ var ClientGroups = []string{"client", "client-server", "client-mariadb", "mariad
 
 // DefaultSocket is where Debian's server listens when no option says.
 const DefaultSocket = "/run/mysqld/mysqld.sock"
+
+// DefaultDataDir is the datadir mariadbd uses when no option names one
+// (Debian's and most packages' build); it counts only if it exists.
+var DefaultDataDir = "/var/lib/mysql"
 
 // Flags is what the command line gave; empty values were not given.
 type Flags struct {
@@ -89,6 +94,12 @@ func Resolve(f Flags, getenv func(string) string, home string) (Settings, error)
 		return "", ""
 	}
 	s.DataDir, _ = pick(f.DataDir, srv, "datadir")
+	defaultDataDir := false
+	if s.DataDir == "" {
+		if st, err := os.Stat(DefaultDataDir); err == nil && st.IsDir() {
+			s.DataDir, defaultDataDir = DefaultDataDir, true
+		}
+	}
 	s.MasterKeyID, _ = srv.Get("aws_key_management_master_key_id")
 	s.KMS.Region, _ = pick(f.Region, srv, "aws_key_management_region")
 	s.KMS.EndpointURL, _ = pick(f.EndpointURL, srv, "aws_key_management_endpoint_url")
@@ -120,6 +131,9 @@ func Resolve(f Flags, getenv func(string) string, home string) (Settings, error)
 			s.KeyDir, s.KeyDirFrom = d, "aws_key_management_keyfile_dir (option files)"
 		} else if s.DataDir != "" {
 			s.KeyDir, s.KeyDirFrom = s.DataDir, "the datadir"
+			if defaultDataDir {
+				s.KeyDirFrom = "the server's default datadir"
+			}
 		}
 	}
 

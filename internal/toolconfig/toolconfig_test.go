@@ -89,6 +89,8 @@ func TestResolveFlagsWin(t *testing.T) {
 
 func TestResolveErrors(t *testing.T) {
 	dir := t.TempDir()
+	DefaultDataDir = filepath.Join(dir, "none")
+	defer func() { DefaultDataDir = "/var/lib/mysql" }()
 	cases := map[string]struct {
 		f    Flags
 		want string
@@ -121,8 +123,16 @@ func TestResolveDefaultFiles(t *testing.T) {
 	if err != nil || s.KeyDir != "/from/home" {
 		t.Errorf("%+v, %v", s, err)
 	}
+	DefaultDataDir = filepath.Join(home, "none")
+	defer func() { DefaultDataDir = "/var/lib/mysql" }()
 	s, err = Resolve(Flags{NoDefaults: true}, noEnv, home)
 	if err != nil || s.KeyDir != "" || len(s.Files) != 0 {
 		t.Errorf("--no-defaults: %+v, %v", s, err)
+	}
+	// Without datadir in any option, the server's default, if it exists.
+	DefaultDataDir = home
+	s, err = Resolve(Flags{NoDefaults: true}, noEnv, home)
+	if err != nil || s.KeyDir != home || s.KeyDirFrom != "the server's default datadir" || s.KMS.DataDir != home {
+		t.Errorf("default datadir: %+v, %v", s, err)
 	}
 }
