@@ -245,4 +245,66 @@ if srv_start; then
 else
   fail "the server does not start with the old CMK disabled"; tail -20 "$SRV_DIR/error.log" | sed 's/^/#   /'
 fi
+
+# 4. The README's "Operations" walk-through, command for command: every
+# line of that section that starts with "$ " runs here, in order, in one
+# shell, as a DBA's: the settings in ~/.my.cnf (which the tool, the
+# server and the mariadb client read), AWS credentials and region in
+# ~/.aws, the loopback KMS named by AWS_ENDPOINT_URL_KMS (for the AWS
+# CLI, the plugin and the tool alike). "systemctl restart mariadb" is a
+# restart of the private server. Each command must exit 0; the output is
+# in the log (for the README's examples).
+note "README Operations commands"
+SRV_DIR="$WORK/ops" HOMEDIR="$WORK/home" CWD="$WORK/cwd"
+mkdir -p "$HOMEDIR/.aws" "$CWD"
+srv_install || { fail "mariadb-install-db (README)"; finish; }
+cp "$KMS_DIR/kms-credentials" "$HOMEDIR/.aws/credentials"
+printf '[default]\nregion = %s\n' "$KMS_REGION" >"$HOMEDIR/.aws/config"
+README_KEY=$(kms_aws kms create-key --query KeyMetadata.KeyId --output text) &&
+  kms_aws kms create-alias --alias-name alias/mariadb --target-key-id "$README_KEY" || { fail "creating alias/mariadb"; finish; }
+printf '%s\n' "[client]" "socket = $SRV_DIR/mysqld.sock" "user = root" "" "[mariadb]" "datadir = $SRV_DIR/data" \
+  "plugin_load_add = aws_key_management" "aws_key_management_master_key_id = alias/mariadb" "innodb_encrypt_tables = ON" \
+  "innodb_encrypt_log = ON" "innodb_encryption_threads = 4" "encrypt_tmp_files = ON" "encrypt_binlog = ON" \
+  "log_bin = mysql-bin" "server_id = 1" >"$HOMEDIR/.my.cnf"
+ENV=(-u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_TOKEN -u AWS_PROFILE -u AWS_REGION
+  -u AWS_DEFAULT_REGION -u AWS_SHARED_CREDENTIALS_FILE -u AWS_CREDENTIAL_PROFILES_FILE -u AWS_CONFIG_FILE -u MYSQL_PWD
+  HOME="$HOMEDIR" AWS_EC2_METADATA_DISABLED=true AWS_ENDPOINT_URL_KMS="http://$KMS_ADDR" AWS_PAGER=
+  PATH="$ROOT/build:$PATH")
+SRV_ENV=("${ENV[@]}") SRV_DEFAULTS_FILE="$HOMEDIR/.my.cnf"
+srv_start || { fail "start the README's server"; finish; }
+# A history for the example: tables on keys 1 and 5, two rotations, a
+# table dropped; the rotation threads re-encrypt what they may.
+q -e "CREATE DATABASE shop; USE shop;
+  CREATE TABLE orders (id INT PRIMARY KEY, note VARCHAR(100)) ENGINE=InnoDB;
+  CREATE TABLE cards (id INT PRIMARY KEY, pan VARCHAR(32)) ENCRYPTED=YES ENCRYPTION_KEY_ID=5;
+  CREATE TABLE old_cards (id INT PRIMARY KEY) ENCRYPTED=YES ENCRYPTION_KEY_ID=6;
+  INSERT INTO orders SELECT seq, 'o' FROM seq_1_to_1000; INSERT INTO cards SELECT seq, 'c' FROM seq_1_to_1000;
+  SET GLOBAL aws_key_management_rotate_key = -1; FLUSH BINARY LOGS; DROP TABLE old_cards;
+  SET GLOBAL aws_key_management_rotate_key = -1; FLUSH BINARY LOGS;" 2>"$WORK/sql.err" || { cat "$WORK/sql.err"; fail "README history"; }
+for _ in $(seq 1 120); do
+  [ "$(q -e "SELECT MIN_KEY_VERSION FROM information_schema.INNODB_TABLESPACES_ENCRYPTION WHERE NAME='shop/cards'")" = 3 ] && break
+  sleep 0.5
+done
+sleep 3 # so that the example's ages are not all 0s
+n=0
+while IFS= read -r line; do
+  n=$((n + 1))
+  echo "## \$ $line"
+  case "$line" in
+    # (A restart comes a while after the last rotation: 3 s is enough
+    # for the tool's view of key 2 to see it.)
+    "systemctl restart mariadb") { sleep 3 && srv_stop && srv_start; } >"$WORK/out" 2>"$WORK/err"; rc=$? ;;
+    *) (cd "$CWD" && env "${ENV[@]}" bash -c "$line" </dev/null >"$WORK/out" 2>"$WORK/err"); rc=$? ;;
+  esac
+  sed 's/^/##   /' "$WORK/out"
+  sed 's/^/##   (stderr) /' "$WORK/err"
+  [ "$rc" = 0 ] && ok "README: \$ $line" || fail "README: \$ $line (exit $rc)"
+  case "$line" in
+    *"SET GLOBAL aws_key_management_master_key_id"*)
+      # ... and in the option file, as the README says.
+      sed -i "s|^aws_key_management_master_key_id = .*|aws_key_management_master_key_id = alias/mariadb-2025|" "$HOMEDIR/.my.cnf" ;;
+  esac
+done < <(awk '/^## Operations/ { f = 1; next } /^## / { f = 0 } f && /^\$ / { sub(/^\$ /, ""); print }' "$ROOT/README.md")
+[ "$n" -ge 10 ] && ok "the README's Operations section has $n commands, all run" || fail "only $n commands found in the README's Operations section"
+[ -z "$srv_pid" ] || srv_stop
 finish
