@@ -1,5 +1,6 @@
 # aws_key_management (Go). Targets a newcomer guesses:
 #   make        build/aws_key_management.so       (release: AWS KMS only)
+#               build/mariadb-aws-keys            (the operator tool: list, verify, rewrap)
 #   make mock   build/mock/aws_key_management.so  (adds aws_key_management_mock)
 #   make test   unit, ABI and mtr tests; installs what it needs
 #   make demo   a private MariaDB on loopback with the plugin
@@ -10,12 +11,19 @@ GO ?= go
 BUILD := build
 GOFLAGS_BUILD := -buildmode=c-shared -trimpath -ldflags='-s -w'
 GO_SOURCES := $(shell find cabi plugin internal -name '*.go' -o -name '*.c' -o -name '*.h' 2>/dev/null) go.mod go.sum
+TOOL_SOURCES := $(shell find cmd/mariadb-aws-keys internal -name '*.go' 2>/dev/null) go.mod go.sum
 
-.PHONY: all release mock deps test lint unit abi keycache mtr demo bench clean
+.PHONY: all release mock tool deps test lint unit abi keycache mtr tools demo bench clean
 
-all: release
+all: release tool
 release: $(BUILD)/aws_key_management.so
 mock: $(BUILD)/mock/aws_key_management.so
+tool: $(BUILD)/mariadb-aws-keys
+
+# The operator tool: plain Go, statically linked (no cgo).
+$(BUILD)/mariadb-aws-keys: $(TOOL_SOURCES)
+	@mkdir -p $(@D)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $@ ./cmd/mariadb-aws-keys
 
 $(BUILD)/aws_key_management.so: $(GO_SOURCES)
 	@mkdir -p $(@D)
@@ -57,6 +65,8 @@ keycache:
 	@scripts/test.sh keycache
 mtr: $(BUILD)/mock/aws_key_management.so
 	@scripts/test.sh mtr
+tools: $(BUILD)/aws_key_management.so $(BUILD)/mariadb-aws-keys
+	@scripts/test.sh tools
 
 demo: deps release
 	@scripts/demo.sh

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(mariadb-server mariadb-test mariadb-backup libmariadbd-dev libmariadb-dev
               gcc make cmake perl procps curl)
 STATICCHECK_VERSION=v0.8.2  # pinned so every machine runs the same checks
-GO_MIN=1.24
+GO_MIN=1.25
 
 say() { printf 'deps: %s\n' "$*"; }
 

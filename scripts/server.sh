@@ -2,7 +2,8 @@
 # Set SRV_DIR (state: datadir, socket, logs) and SRV_PLUGIN_DIR, then
 #   srv_install; srv_start [mariadbd options...]; srv_sql ...; srv_stop
 # srv_stop is bounded: SIGTERM after 30 s, SIGKILL after 60 s.
-# SRV_ENV holds env(1) arguments for mariadbd (e.g. AWS settings).
+# SRV_ENV holds env(1) arguments for mariadbd (e.g. AWS settings);
+# SRV_DEFAULTS_FILE an option file for it to read.
 
 srv_pid=""
 SRV_ENV=()
@@ -28,7 +29,11 @@ srv_sql() { mariadb --no-defaults -S "$SRV_DIR/mysqld.sock" -uroot "$@"; }
 
 srv_start() {
   SRV_PORT=${SRV_PORT:-$(srv_free_port)}
-  env "${SRV_ENV[@]}" /usr/sbin/mariadbd --no-defaults --datadir="$SRV_DIR/data" --socket="$SRV_DIR/mysqld.sock" \
+  # SRV_DEFAULTS_FILE: the server reads that option file (only), as a
+  # DBA's server reads my.cnf; otherwise none.
+  local defaults=--no-defaults
+  [ -z "${SRV_DEFAULTS_FILE:-}" ] || defaults=--defaults-file="$SRV_DEFAULTS_FILE"
+  env "${SRV_ENV[@]}" /usr/sbin/mariadbd "$defaults" --datadir="$SRV_DIR/data" --socket="$SRV_DIR/mysqld.sock" \
     --port="$SRV_PORT" --bind-address=127.0.0.1 --pid-file="$SRV_DIR/mysqld.pid" \
     --log-error="$SRV_DIR/error.log" --user="$(id -un)" --plugin-dir="$SRV_PLUGIN_DIR" \
     "$@" >>"$SRV_DIR/mysqld.out" 2>&1 &

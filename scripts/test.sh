@@ -3,7 +3,7 @@
 # counting every test of every level. Exits non-zero on any failure; an
 # mtr test that is skipped counts as failed (the suite must run here).
 #   scripts/test.sh            all levels
-#   scripts/test.sh LEVEL...   some of: lint unit build abi keycache release kmscli mtr kms crash backup
+#   scripts/test.sh LEVEL...   some of: lint unit build abi keycache release kmscli mtr kms crash tools backup
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -12,7 +12,7 @@ export AWS_EC2_METADATA_DISABLED=true
 LOGS="$ROOT/build/test-logs"
 mkdir -p "$LOGS"
 levels=("$@")
-((${#levels[@]})) || levels=(lint unit build abi keycache release kmscli mtr kms crash backup)
+((${#levels[@]})) || levels=(lint unit build abi keycache release kmscli mtr kms crash tools backup)
 
 PASS=0 FAIL=0
 FAILED_ITEMS=()
@@ -39,6 +39,7 @@ lint() {
 # stays green.
 declare -A GO_SKIP_OK=(
   ["internal/keyfile TestCrashChild"]="the child half of TestCreateSurvivesKill9, which runs it in its own process; alone it skips"
+  ["internal/keyfile TestReplaceCrashChild"]="the child half of TestReplaceSurvivesKill9, which runs it in its own process; alone it skips"
   ["internal/keyfile TestUnreadableChild"]="the unprivileged half of TestReadUnreadablePermission, which runs it as uid 65534; alone it skips"
   ["internal/keyfile TestReadOnlyMountChild"]="the child of TestCreateReadOnlyMount, which runs it in a private mount namespace; alone it skips"
   ["internal/kmsbackend TestMemScanChild"]="the KMS of the memory-scan test, which runs it in a child process so that its buffers are not in the scanned memory; alone it skips"
@@ -92,6 +93,7 @@ build() {
   section "build: release and mock libraries"
   if make -s release >"$LOGS/build.log" 2>&1; then ok "make (build/aws_key_management.so)"; else cat "$LOGS/build.log"; bad "make"; fi
   if make -s mock >>"$LOGS/build.log" 2>&1; then ok "make mock (build/mock/aws_key_management.so)"; else cat "$LOGS/build.log"; bad "make mock"; fi
+  if make -s tool >>"$LOGS/build.log" 2>&1 && build/mariadb-aws-keys --help >/dev/null; then ok "make tool (build/mariadb-aws-keys)"; else cat "$LOGS/build.log"; bad "make tool"; fi
   # CMakeLists.txt builds the same library (mock here, so the ABI host
   # can drive it).
   local d; d=$(mktemp -d)
@@ -295,6 +297,13 @@ kmscli() {
   run_script "AWS CLI against the emulator" tests/kmscli/run.sh
 }
 
+tools() {
+  section "tools: mariadb-aws-keys against a real mariadbd (release build, loopback KMS)"
+  if ! make -s release tool >"$LOGS/tools-build.log" 2>&1; then cat "$LOGS/tools-build.log"; bad "make release tool"; return; fi
+  command -v aws >/dev/null || { bad "the AWS CLI (aws) is not installed; run scripts/deps.sh"; return; }
+  run_script "operator tool against a real server" tests/tools/run.sh
+}
+
 crash() {
   section "crash: kill -9 during rotations, full and read-only key directories (mock build)"
   if ! make -s mock >"$LOGS/crash-build.log" 2>&1; then cat "$LOGS/crash-build.log"; bad "make mock"; return; fi
@@ -308,8 +317,8 @@ backup() {
 
 for l in "${levels[@]}"; do
   case "$l" in
-    lint|unit|build|abi|keycache|release|kmscli|mtr|kms|crash|backup) "$l" ;;
-    *) echo "unknown level $l (want lint unit build abi keycache release kmscli mtr kms crash backup)"; exit 2 ;;
+    lint|unit|build|abi|keycache|release|kmscli|mtr|kms|crash|tools|backup) "$l" ;;
+    *) echo "unknown level $l (want lint unit build abi keycache release kmscli mtr kms crash tools backup)"; exit 2 ;;
   esac
 done
 

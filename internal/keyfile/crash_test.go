@@ -79,11 +79,12 @@ func TestCrashChild(t *testing.T) {
 	t.Fatal("not killed within 20 s")
 }
 
-// kill9Child starts the child on dir, waits until it creates keys, lets it
+// kill9Child starts the child test (TestCrashChild or
+// TestReplaceCrashChild) on dir, waits until it writes key files, lets it
 // run for 0..20 ms and SIGKILLs it.
-func kill9Child(t *testing.T, dir string, slow bool) {
+func kill9Child(t *testing.T, child, dir string, slow bool) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
+	cmd := exec.Command(os.Args[0], "-test.run=^"+child+"$", "-test.count=1")
 	cmd.Env = append(os.Environ(), crashDirEnv+"="+dir, fmt.Sprintf("%s=%d", crashSlowEnv, map[bool]int{false: 0, true: 1}[slow]))
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -102,7 +103,7 @@ func kill9Child(t *testing.T, dir string, slow bool) {
 	}()
 	select {
 	case line := <-started:
-		if !strings.HasPrefix(line, "crash child: creating") {
+		if !strings.HasPrefix(line, "crash child: ") {
 			cmd.Process.Kill()
 			cmd.Wait()
 			t.Fatalf("child did not start: %q\n%s", line, stderr.String())
@@ -232,7 +233,7 @@ func TestCreateSurvivesKill9(t *testing.T) {
 	start := time.Now()
 	kills, temps, versions := 0, 0, 0
 	for i := 0; i < iterations && time.Since(start) < 30*time.Second; i++ {
-		kill9Child(t, s.dir, i%2 == 1)
+		kill9Child(t, "TestCrashChild", s.dir, i%2 == 1)
 		kills++
 		v, n := checkAfterCrash(t, s)
 		if v < versions {

@@ -4,6 +4,8 @@
 //
 // Files are created crash-safely (temporary file, fsync, link into place
 // without ever replacing an existing version, fsync of the directory) and
-// readable by their owner only. Reads check type and size so a damaged file
+// readable by their owner only. Only the operator tool replaces a version
+// (Replace: same content for the server, the data key re-wrapped), with
+// rename(2), so that a reader sees the old file or the new one. Reads check type and size so a damaged file
 // is reported with its name and the reason instead of being half-read.
 package keyfile

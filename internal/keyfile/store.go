@@ -184,18 +184,17 @@ func (s *Store) Create(id, version uint32, blob []byte) error {
 			s.Path(id, version), len(blob), MaxBlobSize)
 	}
 	final := s.Path(id, version)
-	var rnd [6]byte
-	if _, err := rand.Read(rnd[:]); err != nil {
+	tmp, err := tempPath(final)
+	if err != nil {
 		return fmt.Errorf("creating %s: %w", final, err)
 	}
-	tmp := final + tempMarker + hex.EncodeToString(rnd[:]) // see tempName
-	if err := writeSynced(tmp, blob); err != nil {
+	if err := writeSynced(tmp, blob, nil); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("creating %s: %w", final, err)
 	}
 	// link(2) fails with EEXIST instead of replacing: two writers of the
 	// same version cannot overwrite each other, unlike rename(2).
-	err := hook("link", nil)
+	err = hook("link", nil)
 	if err == nil {
 		err = os.Link(tmp, final)
 	}
@@ -231,7 +230,10 @@ func hook(step string, f *os.File) error {
 	return testHook(step, f)
 }
 
-func writeSynced(path string, data []byte) error {
+// writeSynced creates path (it must not exist) with data, mode FileMode,
+// and fsyncs it. before, if set, runs after the write and before the
+// fsync (Replace sets owner and times there).
+func writeSynced(path string, data []byte, before func(f *os.File) error) error {
 	if err := hook("open", nil); err != nil {
 		return err
 	}
@@ -246,6 +248,12 @@ func writeSynced(path string, data []byte) error {
 	if _, err := f.Write(data); err != nil {
 		f.Close()
 		return err
+	}
+	if before != nil {
+		if err := before(f); err != nil {
+			f.Close()
+			return err
+		}
 	}
 	if err := hook("sync", f); err != nil {
 		f.Close()
@@ -276,6 +284,16 @@ func syncDir(dir string) error {
 // tempSuffixLen is the length of the hex part of a temporary name: 6
 // random bytes.
 const tempSuffixLen = 12
+
+// tempPath returns a new temporary name for the key file final, in the
+// form tempName recognizes (and CleanTemp removes).
+func tempPath(final string) (string, error) {
+	var rnd [tempSuffixLen / 2]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		return "", err
+	}
+	return final + tempMarker + hex.EncodeToString(rnd[:]), nil
+}
 
 // tempName reports whether name is exactly a temporary name Create makes:
 // a key file name, tempMarker, 12 lowercase hex digits.

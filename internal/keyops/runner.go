@@ -1,0 +1,255 @@
+package keyops
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mariadb-go/aws_key_management/internal/keyfile"
+	"github.com/mariadb-go/aws_key_management/internal/kmserr"
+)
+
+// Defaults of Runner.
+const (
+	DefaultParallel = 16
+	// DefaultAttempts is how many times Call tries a KMS call that failed
+	// with a throttling or transient error (each try has the SDK's own
+	// 3 attempts).
+	DefaultAttempts = 6
+	DefaultBackoff  = 200 * time.Millisecond
+	// MaxBackoff caps the shared pause.
+	MaxBackoff = 5 * time.Second
+	// Unreachable is how many KMS calls in a row may fail to reach KMS
+	// (network errors and timeouts, each after the SDK's own attempts;
+	// missing credentials) before the runner stops calling: the rest of
+	// the run fails at once instead of each file waiting for its
+	// timeouts.
+	Unreachable = 8
+	// KeySlotSize is the size of each key buffer: larger than any key
+	// the server takes (32 bytes), so that a longer key is reported with
+	// its length rather than refused by the client.
+	KeySlotSize = 64
+)
+
+// Progress is told how many items are done; Finish ends it.
+type Progress interface {
+	Add(n int)
+	Finish()
+}
+
+// Runner runs work on every key file with bounded parallelism and a
+// shared backoff: a throttling or transient KMS error pauses every
+// worker (KMS is the same for all), the pause growing with each such
+// error and shrinking with each success, as the plugin's start does
+// (internal/keys, Preload). Its zero value works with the defaults.
+type Runner struct {
+	Parallel int           // workers; 0 means DefaultParallel
+	Attempts int           // tries of a failing KMS call; 0 means DefaultAttempts
+	Backoff  time.Duration // first pause; 0 means DefaultBackoff
+	// NewProgress, if set, makes the progress display of one run (the
+	// CLI gives one on a terminal only).
+	NewProgress func(total int, what string) Progress
+
+	throttled, retried atomic.Int64
+	// unreachable counts calls in a row that did not reach KMS; broken
+	// is the error that made the runner stop calling.
+	unreachable atomic.Int64
+	broken      atomic.Pointer[error]
+	// LockError is set after a run when the key memory could not be
+	// locked (it stays out of core dumps).
+	LockError error
+
+	mu       sync.Mutex
+	pauseTil time.Time
+	pauseLen time.Duration
+}
+
+// Throttled is how many KMS calls came back throttled (after the SDK's
+// own retries) and were tried again after a pause.
+func (r *Runner) Throttled() int { return int(r.throttled.Load()) }
+
+// Retried is how many KMS calls were tried again after a throttling or
+// transient error.
+func (r *Runner) Retried() int { return int(r.retried.Load()) }
+
+// Worker is what the work on one key file gets: two key buffers of
+// KeySlotSize bytes in locked memory (wiped before and after each file)
+// and the runner, for Call.
+type Worker struct {
+	A, B   []byte
+	runner *Runner
+}
+
+// Call runs one KMS call through the runner's backoff (see Runner.Call).
+func (w *Worker) Call(ctx context.Context, f func(context.Context) error) error {
+	return w.runner.Call(ctx, f)
+}
+
+// Each runs fn on every entry (i is its index), at most Parallel at a
+// time, and returns fn's error for each entry (same order; nil for
+// success). A panic in fn
+// becomes that entry's error. Entries not started when ctx ends get
+// ctx's error. The error return is for setup failures only.
+func (r *Runner) Each(ctx context.Context, entries []keyfile.Entry, what string, fn func(ctx context.Context, w *Worker, i int, e keyfile.Entry) error) ([]error, error) {
+	errs := make([]error, len(entries))
+	if len(entries) == 0 {
+		return errs, nil
+	}
+	n := r.Parallel
+	if n <= 0 {
+		n = DefaultParallel
+	}
+	n = min(n, len(entries))
+	mem, err := newKeyMemory(2*n, KeySlotSize)
+	if err != nil {
+		return nil, err
+	}
+	defer mem.close()
+	r.LockError = mem.lockErr
+	var progress Progress
+	if r.NewProgress != nil {
+		progress = r.NewProgress(len(entries), what)
+		defer progress.Finish()
+	}
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w := &Worker{A: mem.get(), B: mem.get(), runner: r}
+			defer func() { mem.put(w.A); mem.put(w.B) }()
+			for i := range jobs {
+				errs[i] = runOne(ctx, w, i, entries[i], fn)
+				clear(w.A)
+				clear(w.B)
+				if progress != nil {
+					progress.Add(1)
+				}
+			}
+		}()
+	}
+feed:
+	for i := range entries {
+		if ctx.Err() != nil {
+			for j := i; j < len(entries); j++ {
+				errs[j] = context.Cause(ctx)
+			}
+			break
+		}
+		select {
+		case jobs <- i:
+		case <-ctx.Done():
+			for j := i; j < len(entries); j++ {
+				errs[j] = context.Cause(ctx)
+			}
+			break feed
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	return errs, nil
+}
+
+func runOne(ctx context.Context, w *Worker, i int, e keyfile.Entry, fn func(context.Context, *Worker, int, keyfile.Entry) error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("internal error on %s: %v\n%s", keyfile.Name(e.ID, e.Version), p, debug.Stack())
+		}
+	}()
+	return fn(ctx, w, i, e)
+}
+
+// Call runs f, a KMS call. While it fails because KMS throttles or has
+// a passing failure of its own (KMSInternalException,
+// DependencyTimeoutException, KMSInvalidStateException), it is tried
+// again, at most Attempts times, after a pause shared by every worker of
+// the runner. A call that did not reach KMS (network, timeout,
+// credentials) is not tried again here (the SDK already tried it 3
+// times); after Unreachable of them in a row the runner stops calling
+// and fails every later call at once. Other errors, and ctx ending,
+// return at once.
+func (r *Runner) Call(ctx context.Context, f func(context.Context) error) error {
+	attempts := r.Attempts
+	if attempts <= 0 {
+		attempts = DefaultAttempts
+	}
+	for attempt := 1; ; attempt++ {
+		if b := r.broken.Load(); b != nil {
+			return fmt.Errorf("not tried: %d KMS calls in a row failed to reach KMS, the last with: %w", Unreachable, *b)
+		}
+		if err := r.waitPause(ctx); err != nil {
+			return err
+		}
+		err := f(ctx)
+		if err == nil {
+			r.unreachable.Store(0)
+			r.mu.Lock()
+			r.pauseLen /= 2 // KMS keeps up again: shorten the next pause
+			r.mu.Unlock()
+			return nil
+		}
+		var ke *kmserr.Error
+		if !errors.As(err, &ke) || ctx.Err() != nil {
+			return err
+		}
+		if ke.Code == kmserr.CodeRequestError || ke.Code == kmserr.CodeTimeout {
+			if ke.Transient() && r.unreachable.Add(1) >= Unreachable {
+				r.broken.CompareAndSwap(nil, &err)
+			}
+			return err
+		}
+		r.unreachable.Store(0)
+		if !ke.Transient() || attempt >= attempts {
+			return err
+		}
+		if ke.Throttled() {
+			r.throttled.Add(1)
+		}
+		r.retried.Add(1)
+		r.slowDown()
+	}
+}
+
+func (r *Runner) waitPause(ctx context.Context) error {
+	r.mu.Lock()
+	d := time.Until(r.pauseTil)
+	r.mu.Unlock()
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+// slowDown starts or extends the shared pause: one round of failures
+// (while a pause runs) grows it once.
+func (r *Runner) slowDown() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if time.Now().Before(r.pauseTil) {
+		return
+	}
+	first := r.Backoff
+	if first <= 0 {
+		first = DefaultBackoff
+	}
+	switch {
+	case r.pauseLen < first:
+		r.pauseLen = first
+	case r.pauseLen < MaxBackoff:
+		r.pauseLen = min(2*r.pauseLen, MaxBackoff)
+	}
+	r.pauseTil = time.Now().Add(r.pauseLen/2 + rand.N(r.pauseLen/2+1))
+}
