@@ -5,13 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/mariadb-go/aws_key_management/internal/keyfile"
 	"github.com/mariadb-go/aws_key_management/internal/kmserr"
+	"github.com/mariadb-go/aws_key_management/internal/lockedmem"
+	"github.com/mariadb-go/aws_key_management/internal/logtext"
 )
 
 // Defaults of Runner.
@@ -105,12 +106,16 @@ func (r *Runner) Each(ctx context.Context, entries []keyfile.Entry, what string,
 		n = DefaultParallel
 	}
 	n = min(n, len(entries))
-	mem, err := newKeyMemory(2*n, KeySlotSize)
-	if err != nil {
-		return nil, err
+	mem := lockedmem.NewSized(KeySlotSize)
+	defer mem.Close(true) // after wg.Wait below: no slot is in use then
+	slots := make([][]byte, 2*n)
+	for i := range slots {
+		var err error
+		if slots[i], err = mem.Alloc(); err != nil {
+			return nil, fmt.Errorf("memory for keys: %w", err)
+		}
 	}
-	defer mem.close()
-	r.LockError = mem.lockErr
+	_, r.LockError = mem.Locked()
 	var progress Progress
 	if r.NewProgress != nil {
 		progress = r.NewProgress(len(entries), what)
@@ -118,12 +123,12 @@ func (r *Runner) Each(ctx context.Context, entries []keyfile.Entry, what string,
 	}
 	jobs := make(chan int)
 	var wg sync.WaitGroup
-	for range n {
+	for g := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			w := &Worker{A: mem.get(), B: mem.get(), runner: r}
-			defer func() { mem.put(w.A); mem.put(w.B) }()
+			w := &Worker{A: slots[2*g], B: slots[2*g+1], runner: r}
+			defer func() { mem.Release(w.A); mem.Release(w.B) }()
 			for i := range jobs {
 				errs[i] = runOne(ctx, w, i, entries[i], fn)
 				clear(w.A)
@@ -159,7 +164,7 @@ feed:
 func runOne(ctx context.Context, w *Worker, i int, e keyfile.Entry, fn func(context.Context, *Worker, int, keyfile.Entry) error) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = fmt.Errorf("internal error on %s: %v\n%s", keyfile.Name(e.ID, e.Version), p, debug.Stack())
+			err = fmt.Errorf("internal error on %s: %s", keyfile.Name(e.ID, e.Version), logtext.Panic(p))
 		}
 	}()
 	return fn(ctx, w, i, e)

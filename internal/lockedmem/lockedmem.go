@@ -29,6 +29,7 @@ var ErrClosed = errors.New("key memory is closed")
 // given back (Release) is wiped at once. The garbage collector never
 // moves or copies them. Its methods are safe for concurrent use.
 type Arena struct {
+	slot   int // bytes per slot
 	mu     sync.Mutex
 	chunks [][]byte
 	free   [][]byte // wiped slots
@@ -38,11 +39,20 @@ type Arena struct {
 	lockErr error
 }
 
-// New returns an empty Arena; it maps memory when a slot is first asked
-// for (or on Grow).
-func New() *Arena { return &Arena{locked: true} }
+// New returns an empty Arena of SlotSize slots; it maps memory when a
+// slot is first asked for (or on Grow).
+func New() *Arena { return NewSized(SlotSize) }
 
-// Alloc returns a wiped slot of SlotSize bytes.
+// NewSized returns an empty Arena whose slots have size bytes (at most
+// 4096).
+func NewSized(size int) *Arena {
+	if size <= 0 || size > 4096 {
+		panic(fmt.Sprintf("lockedmem: slot size %d out of 1..4096", size))
+	}
+	return &Arena{slot: size, locked: true}
+}
+
+// Alloc returns a wiped slot.
 func (a *Arena) Alloc() ([]byte, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -92,8 +102,8 @@ func (a *Arena) grow() error {
 		a.locked, a.lockErr = false, fmt.Errorf("locking key memory: %w", err)
 	}
 	a.chunks = append(a.chunks, b)
-	for off := 0; off+SlotSize <= len(b); off += SlotSize {
-		a.free = append(a.free, b[off:off+SlotSize:off+SlotSize])
+	for off := 0; off+a.slot <= len(b); off += a.slot {
+		a.free = append(a.free, b[off:off+a.slot:off+a.slot])
 	}
 	return nil
 }
@@ -108,7 +118,7 @@ func (a *Arena) Release(key []byte) {
 	Wipe(slot)
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if !a.closed && cap(slot) == SlotSize && a.owns(slot) {
+	if !a.closed && cap(slot) == a.slot && a.owns(slot) {
 		a.free = append(a.free, slot)
 	}
 }
