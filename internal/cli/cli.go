@@ -148,7 +148,7 @@ const (
 func (a *app) rootCommand() *cobra.Command {
 	root := &cobra.Command{
 		Use:   Name + " <command> [flags]",
-		Short: "List, verify and re-wrap the key files of MariaDB's aws_key_management plugin",
+		Short: "List, verify, re-wrap and export the key files of MariaDB's aws_key_management plugin",
 		Long: `mariadb-aws-keys works on the key files of the aws_key_management plugin
 (aws-kms-key.<id>.<version>: a data key wrapped by AWS KMS), with the plugin's
 own key-file and KMS code: it reads every file the plugin, MariaDB's C++ plugin
@@ -191,6 +191,8 @@ command line or settings, not a key directory, an unusable --to key).`,
 	pf.StringVar(&a.logLevel, "log-level", "Off", "log KMS requests to stderr, as aws_key_management_log_level: Off, Error, Warn, Info, Debug, Trace")
 	pf.BoolVar(&a.noProgress, "no-progress", false, "no progress bar, even on a terminal")
 	root.AddCommand(a.listCommand(), a.verifyCommand(), a.rewrapCommand())
+	root.AddGroup(&cobra.Group{ID: groupRecovery, Title: "Recovery without KMS:"})
+	root.AddCommand(a.keygenCommand(), a.exportCommand(), a.importCommand())
 	// Commands on KMS keys themselves (enable-key, disable-key) come in
 	// a later issue, in a group of their own:
 	//   root.AddGroup(&cobra.Group{ID: groupKMSKeys, Title: "KMS keys:"})
@@ -201,6 +203,19 @@ command line or settings, not a key directory, an unusable --to key).`,
 // settings resolves the configuration with the positional DIR, if any,
 // and checks that the key directory is one.
 func (a *app) settings(args []string) (toolconfig.Settings, error) {
+	s, err := a.resolve(args)
+	if err != nil {
+		return s, err
+	}
+	if _, _, err := keyops.OpenDir(s.KeyDir); err != nil {
+		return s, usageError(fmt.Errorf("%v (key directory from %s)", err, s.KeyDirFrom))
+	}
+	return s, nil
+}
+
+// resolve is settings without the check that the key directory holds key
+// files (import writes into an empty one).
+func (a *app) resolve(args []string) (toolconfig.Settings, error) {
 	if len(args) > 0 {
 		a.flags.Dir = args[0]
 	}
@@ -213,9 +228,6 @@ func (a *app) settings(args []string) (toolconfig.Settings, error) {
 	}
 	if s.KeyDir == "" {
 		return s, usageError(errors.New("no key directory: give DIR, --keyfile-dir or --datadir (or datadir in the option files, --defaults-file)"))
-	}
-	if _, _, err := keyops.OpenDir(s.KeyDir); err != nil {
-		return s, usageError(fmt.Errorf("%v (key directory from %s)", err, s.KeyDirFrom))
 	}
 	return s, nil
 }
