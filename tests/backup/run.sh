@@ -10,6 +10,14 @@
 #   2. keyfile_dir outside the datadir: the backup holds no key file; the
 #      commands the README gives copy the key directory with the backup and
 #      back; the restored server reads every table.
+#   3. A host with no KMS: mariadb-aws-keys exported the keys into a
+#      recovery bundle; with KMS stopped, --prepare and the restored server
+#      read the keys from the bundle (recovery mode); new keys are refused.
+#   4. Another KMS (a second emulator: another account and region): import
+#      --to wraps the bundle's keys under its key; the restored server reads
+#      every table through it.
+#   The backup is checked with `mariadb-aws-keys verify` before each
+#   restore that uses KMS.
 #
 # Prints "ok - ..." / "FAIL - ..." per check and "N passed, N failed";
 # exits non-zero on any failure. Bounded (240 s). AKM_BACKUP_KEEP=1 keeps
@@ -50,7 +58,7 @@ trap 'echo "# interrupted or over time"; fail "run interrupted (signal or the 24
 SRV_PORT=$(srv_free_port 25306) || { fail "no free port"; finish; }
 
 mkdir -p "$SRV_PLUGIN_DIR"
-if ! timeout 300 make -s release >"$WORK/build.log" 2>&1; then
+if ! timeout 300 make -s release build/mariadb-aws-keys >"$WORK/build.log" 2>&1; then
   tail -20 "$WORK/build.log"; fail "make"; finish
 fi
 cp build/aws_key_management.so "$SRV_PLUGIN_DIR/"
@@ -66,7 +74,12 @@ OPTS=(--plugin-load-add=aws_key_management
   --innodb-encrypt-tables=ON --innodb-encrypt-log=ON --encrypt-tmp-files=ON
   --innodb-buffer-pool-size=32M --innodb-tablespaces-encryption)
 
+RESTORE_OPTS=("${OPTS[@]}")
 q() { timeout 30 mariadb --no-defaults -S "$SRV_DIR/mysqld.sock" -uroot -N -B "$@"; }
+TOOL="$ROOT/build/mariadb-aws-keys"
+# tool ARGS...: the operator tool with the server's KMS settings and only
+# the credentials file, as a DBA would run it.
+tool() { env "${SRV_ENV[@]}" timeout 120 "$TOOL" --no-defaults --endpoint-url "http://$KMS_ADDR" --request-timeout 2000 "$@"; }
 TABLES="t1 t5 t6"
 
 # fill: tables on three keys, rows before and after two rotations of key 5
@@ -107,7 +120,7 @@ restore_and_check() {
   else
     tail -5 "$WORK/copyback-$what.log"; fail "$what: --copy-back"; return
   fi
-  if srv_start "${OPTS[@]}" "$@"; then ok "$what: the restored server starts"; else fail "$what: the restored server does not start"; return; fi
+  if srv_start "${RESTORE_OPTS[@]}" "$@"; then ok "$what: the restored server starts"; else fail "$what: the restored server does not start"; return; fi
   local after
   after=$(checksums)
   if [ "$after" = "$SUMS" ] && [[ "$after" =~ ^d\.t1\ [1-9][0-9]*\ d\.t5\ [1-9][0-9]*\ d\.t6\ [1-9][0-9]*\ $ ]]; then
@@ -141,10 +154,31 @@ if env "${BACKUP_ENV[@]}" timeout 120 mariadb-backup --backup --target-dir="$BK"
      --user=root >"$WORK/backup1.log" 2>&1; then
   ok "mariadb-backup --backup of the running server"
 else tail -5 "$WORK/backup1.log"; fail "--backup"; fi
+# A recovery key, and every key version sealed for it (while KMS is up).
+if RECIPIENT=$("$TOOL" keygen --output "$WORK/recovery.key" 2>"$WORK/keygen.err") && [[ "$RECIPIENT" == age1* ]] &&
+   [ "$(stat -c %a "$WORK/recovery.key")" = 600 ]; then
+  ok "mariadb-aws-keys keygen: a recovery key (mode 0600), recipient $RECIPIENT"
+else cat "$WORK/keygen.err"; fail "keygen"; fi
+if out=$(tool export --recipient "$RECIPIENT" --output "$WORK/keys.age" "$SRV_DIR/data" 2>"$WORK/tool.err") &&
+   [[ "$out" == "sealed 7 key versions of $SRV_DIR/data into $WORK/keys.age"* ]]; then
+  ok "mariadb-aws-keys export: $out"
+else echo "$out"; cat "$WORK/tool.err"; fail "export"; fi
 srv_stop || fail "source server shutdown exit status $?"
+cp -a "$BK" "$WORK/backup1-unprepared"
 if [ "$(cd "$BK" && ls aws-kms-key.* 2>/dev/null | sort | tr '\n' ' ')" = "$KEYS" ]; then
   ok "the backup holds the key files"
 else fail "the backup holds: $(cd "$BK" && ls aws-kms-key.* 2>&1 | tr '\n' ' ')"; fi
+# A copy of the backup that lost a key file: verify names it before any
+# server is started.
+cp -a "$BK" "$WORK/backup1-lost"
+rm -f "$WORK/backup1-lost/aws-kms-key.5.2"
+tool verify "$WORK/backup1-lost" >/dev/null 2>"$WORK/tool.err"
+if grep -q "key 5: version 2 missing (below aws-kms-key.5.3): data encrypted with them cannot be read" "$WORK/tool.err"; then
+  ok "a backup missing aws-kms-key.5.2: verify names it ($(grep -o 'key 5: version 2 missing[^:]*' "$WORK/tool.err"))"
+else cat "$WORK/tool.err"; fail "verify of a backup missing a key file"; fi
+if out=$(tool verify "$BK" 2>"$WORK/tool.err") && [[ "$out" == "verified 7 key files in $BK: 7 ok, 0 failed"* ]]; then
+  ok "mariadb-aws-keys verify of the backup before the restore: $out"
+else echo "$out"; cat "$WORK/tool.err"; fail "verify of the backup"; fi
 if env "${BACKUP_ENV[@]}" timeout 120 mariadb-backup --prepare --target-dir="$BK" >"$WORK/prepare1.log" 2>&1; then
   ok "mariadb-backup --prepare (loads the plugin from backup-my.cnf; KMS through the credentials file)"
 else tail -5 "$WORK/prepare1.log"; fail "--prepare"; fi
@@ -185,5 +219,59 @@ restore_and_check "keyfile_dir outside" "$BK" "$WORK/restore2" --aws-key-managem
 if [ "$(cd "$NEW_KEYFILE_DIR" && ls aws-kms-key.* | sort | tr '\n' ' ')" = "$KEYS" ]; then
   ok "keyfile_dir outside: no new key was made on restore"
 else fail "keyfile_dir outside: key files now $(ls "$NEW_KEYFILE_DIR" | tr '\n' ' ')"; fi
+
+# --------------------------------------------- 3. a host with no KMS
+kms_stop
+BK="$WORK/backup1-unprepared"
+if tool verify "$BK" >"$WORK/verify-nokms.log" 2>&1; then fail "verify succeeded with KMS stopped"
+else ok "KMS is gone: verify of the backup fails ($(tail -1 "$WORK/verify-nokms.log" | cut -c1-100))"; fi
+# --prepare loads the plugin with backup-my.cnf's settings: the DBA adds
+# the two recovery lines there.
+printf 'aws_key_management_recovery_bundle=%s\naws_key_management_recovery_identity=%s\n' \
+  "$WORK/keys.age" "$WORK/recovery.key" >>"$BK/backup-my.cnf"
+if env "${BACKUP_ENV[@]}" timeout 120 mariadb-backup --prepare --target-dir="$BK" >"$WORK/prepare3.log" 2>&1; then
+  ok "no KMS: mariadb-backup --prepare with the recovery bundle in backup-my.cnf"
+else tail -5 "$WORK/prepare3.log"; fail "no KMS: --prepare"; fi
+RESTORE_OPTS=("${OPTS[@]}" --aws-key-management-recovery-bundle="$WORK/keys.age"
+  --aws-key-management-recovery-identity="$WORK/recovery.key")
+SRV_DIR="$WORK/restore3"
+restore_and_check "no KMS" "$BK" "$WORK/restore3" --aws-key-management-request-timeout=500
+# (restore_and_check stopped the server: start it again for the checks.)
+if srv_start "${RESTORE_OPTS[@]}"; then
+  if grep -q "AWS KMS plugin: recovery mode: keys come from the recovery bundle $WORK/keys.age (made .* 7 key versions), not from KMS" "$SRV_DIR/error.log"; then
+    ok "no KMS: the error log says where the keys come from"
+  else fail "no KMS: no recovery-mode line in the error log"; fi
+  if out=$(q -e "CREATE TABLE d.n (a INT) ENCRYPTED=YES ENCRYPTION_KEY_ID=9" 2>&1); then
+    fail "no KMS: a table on a new key id was created"
+  elif grep -q "AWS KMS plugin : KMS Client API 'GenerateDataKeyWithoutPlaintext' failed : RecoveryMode - keys come from a recovery bundle" "$SRV_DIR/error.log" &&
+       [ ! -e "$SRV_DIR/data/aws-kms-key.9.1" ]; then
+    ok "no KMS: a new key id is refused, saying why, and no key file is made"
+  else echo "$out"; fail "no KMS: new key"; fi
+  n=$(q -e "SHOW GLOBAL STATUS LIKE 'Aws_key_management_versions_loaded'" | cut -f2)
+  [ "$n" = 7 ] && ok "no KMS: all 7 key versions were loaded from the bundle" || fail "no KMS: versions loaded '$n'"
+  srv_stop || fail "no KMS: shutdown exit status $?"
+fi
+
+# ------------------------- 4. another KMS: import --to, then restore
+KMS_REGION=eu-west-1 KMS_ALIAS=alias/mariadb-dr KMS_KEY_ID=7d7d7d7d-0000-4000-8000-0000000000dr
+if kms_start "$WORK/kms-dr" >"$WORK/kms-dr.log" 2>&1; then ok "a second KMS (region $KMS_REGION, its own account and credentials)"
+else cat "$WORK/kms-dr.log"; fail "starting the second KMS"; finish; fi
+mapfile -t SRV_ENV < <(kms_env)
+BACKUP_ENV=("${SRV_ENV[@]}")
+DR_KEYS="$WORK/dr-keys"
+install -d -m 0700 "$DR_KEYS"
+if out=$(tool --region "$KMS_REGION" import --bundle "$WORK/keys.age" --identity "$WORK/recovery.key" --to "$KMS_ALIAS" "$DR_KEYS" 2>"$WORK/tool.err") &&
+   [[ "$out" == *": 7 written, 0 already present, 0 failed" ]]; then
+  ok "mariadb-aws-keys import --to $KMS_ALIAS: $out"
+else echo "$out"; cat "$WORK/tool.err"; fail "import --to"; fi
+if out=$(tool verify -v "$DR_KEYS" 2>"$WORK/tool.err") && [ "$(grep -c "arn:aws:kms:$KMS_REGION:111122223333:key/$KMS_KEY_ID" <<<"$out")" = 7 ]; then
+  ok "the imported key files unwrap under the second KMS's key"
+else echo "$out"; cat "$WORK/tool.err"; fail "verify of the imported key files"; fi
+RESTORE_OPTS=(--plugin-load-add=aws_key_management
+  --aws-key-management-endpoint-url="http://$KMS_ADDR" --aws-key-management-master-key-id="$KMS_ALIAS"
+  --aws-key-management-request-timeout=2000 --aws-key-management-keyfile-dir="$DR_KEYS"
+  --innodb-encrypt-tables=ON --innodb-encrypt-log=ON --encrypt-tmp-files=ON
+  --innodb-buffer-pool-size=32M --innodb-tablespaces-encryption)
+restore_and_check "another KMS" "$WORK/backup1" "$WORK/restore4"
 
 finish
