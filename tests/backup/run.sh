@@ -22,24 +22,8 @@
 # Prints "ok - ..." / "FAIL - ..." per check and "N passed, N failed";
 # exits non-zero on any failure. Bounded (240 s). AKM_BACKUP_KEEP=1 keeps
 # the work directory.
-set -u -o pipefail
-
-if [ -z "${AKM_BACKUP_BOUNDED:-}" ]; then
-  AKM_BACKUP_BOUNDED=1 exec timeout -k 30 240 bash "$0" "$@"
-fi
-
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-cd "$ROOT" || exit 1
-export PATH="$ROOT/build/tools:$PATH:/usr/local/go/bin"
-
-PASSED=0 FAILED=0
-ok() { PASSED=$((PASSED + 1)); echo "ok - $*"; }
-fail() { FAILED=$((FAILED + 1)); echo "FAIL - $*"; }
-finish() {
-  echo "$PASSED passed, $FAILED failed"
-  [ "$FAILED" -eq 0 ]
-  exit $?
-}
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+bounded 240 "$@"
 
 WORK=$(mktemp -d /tmp/akm-backup.XXXXXX)
 SRV_PLUGIN_DIR="$WORK/plugin"

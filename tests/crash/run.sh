@@ -23,21 +23,9 @@
 # 127.0.0.1 only and everything lives under a mktemp directory; a trap
 # stops the servers and unmounts. The whole run is bounded (280 s).
 # AKM_CRASH_KEEP=1 keeps the work directory (logs, datadirs) for a look.
-set -u -o pipefail
-
-if [ -z "${AKM_CRASH_BOUNDED:-}" ]; then
-  # TERM at 280 s runs the trap (servers, mount); KILL only if that hangs.
-  AKM_CRASH_BOUNDED=1 exec timeout -k 60 280 bash "$0" "$@"
-fi
-
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-cd "$ROOT" || exit 1
-export PATH="$ROOT/build/tools:$PATH:/usr/local/go/bin"
-
-PASSED=0 FAILED=0
-ok() { PASSED=$((PASSED + 1)); echo "ok - $*"; }
-fail() { FAILED=$((FAILED + 1)); echo "FAIL - $*"; }
-note() { echo "# $*"; }
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+# TERM at 280 s runs the trap (servers, mount); KILL only if that hangs.
+bounded 280 60 "$@"
 
 WORK=$(mktemp -d /tmp/akm-crash.XXXXXX)
 MOUNTED="" IMMUTABLE="" CLIENT_PID=""
@@ -63,12 +51,6 @@ trap 'echo "# interrupted or over time"; fail "run interrupted (signal or the 28
 
 # Away from the ports the other test levels start at (23306).
 SRV_PORT=$(srv_free_port 24306) || { fail "no free port"; echo "$PASSED passed, $FAILED failed"; exit 1; }
-
-finish() {
-  echo "$PASSED passed, $FAILED failed"
-  [ "$FAILED" -eq 0 ]
-  exit $?
-}
 
 # q SQL...: one bounded client call, tab-separated, no column names.
 q() { timeout 30 mariadb --no-defaults -S "$SRV_DIR/mysqld.sock" -uroot -N -B "$@"; }

@@ -24,25 +24,8 @@
 # "N passed, N failed"; exits non-zero on any failure. Bounded (300 s);
 # everything lives under a mktemp directory; a trap stops the server and
 # the emulator. AKM_TOOLS_KEEP=1 keeps the work directory.
-set -u -o pipefail
-
-if [ -z "${AKM_TOOLS_BOUNDED:-}" ]; then
-  AKM_TOOLS_BOUNDED=1 exec timeout -k 30 300 bash "$0" "$@"
-fi
-
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-cd "$ROOT" || exit 1
-export PATH="$ROOT/build/tools:$PATH:/usr/local/go/bin"
-
-PASSED=0 FAILED=0
-ok() { PASSED=$((PASSED + 1)); echo "ok - $*"; }
-fail() { FAILED=$((FAILED + 1)); echo "FAIL - $*"; }
-note() { echo "# $*"; }
-finish() {
-  echo "$PASSED passed, $FAILED failed"
-  [ "$FAILED" -eq 0 ]
-  exit $?
-}
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+bounded 300 "$@"
 
 WORK=$(mktemp -d /tmp/akm-tools.XXXXXX)
 SRV_DIR="$WORK/srv" SRV_PLUGIN_DIR="$ROOT/build"
