@@ -35,7 +35,7 @@ $(BUILD)/mock/aws_key_management.so: $(GO_SOURCES)
 	$(GO) build -tags mock $(GOFLAGS_BUILD) -o $@ ./plugin
 	@rm -f $(@D)/aws_key_management.h
 
-$(BUILD)/abi-host: tests/abi/host.c tests/include/akm_host.h
+$(BUILD)/abi-host: tests/abi/host.c tests/include/akm_host.h tests/include/akm_check.h
 	@mkdir -p $(@D)
 	gcc -Wall -Wextra -Wno-unused-parameter -O1 -Itests/include -I/usr/include/mariadb/server -DMYSQL_DYNAMIC_PLUGIN -o $@ $< -ldl -lpthread
 
@@ -43,9 +43,9 @@ $(BUILD)/abi-host: tests/abi/host.c tests/include/akm_host.h
 # -Wno-tsan: TSan does not model the seqlock's atomic_thread_fence; every
 # shared access is atomic, so no false report can follow, and the test
 # itself detects torn keys.
-$(BUILD)/keycache-test: tests/keycache/test.c cabi/akm_keycache.c cabi/akm_keycache.h cabi/cabi.h
+$(BUILD)/keycache-test: tests/keycache/test.c tests/include/akm_check.h cabi/akm_keycache.c cabi/akm_keycache.h cabi/cabi.h
 	@mkdir -p $(@D)
-	gcc -Wall -Wextra -Wno-tsan -O1 -g -fsanitize=thread -DAKM_KEYCACHE_TEST -Icabi -o $@ tests/keycache/test.c cabi/akm_keycache.c -lpthread
+	gcc -Wall -Wextra -Wno-tsan -O1 -g -fsanitize=thread -DAKM_KEYCACHE_TEST -Icabi -Itests/include -o $@ tests/keycache/test.c cabi/akm_keycache.c -lpthread
 
 deps:
 	@scripts/deps.sh

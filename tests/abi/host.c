@@ -23,20 +23,7 @@
 
 #include "akm_host.h"
 
-static int passed, failed;
-
-#define CHECK(cond, ...)                                                      \
-  do {                                                                        \
-    if (cond) {                                                               \
-      passed++;                                                               \
-      printf("ok - ");                                                        \
-    } else {                                                                  \
-      failed++;                                                               \
-      printf("FAIL (%s:%d) - ", __FILE__, __LINE__);                          \
-    }                                                                         \
-    printf(__VA_ARGS__);                                                      \
-    printf("\n");                                                             \
-  } while (0)
+#include "akm_check.h"
 
 /* ---- the plugin's messages, captured -------------------------------- */
 
@@ -354,6 +341,5 @@ int main(int argc, char **argv)
   CHECK(find_msg("aws_key_management_keyfile_dir") >= 0, "the failure names aws_key_management_keyfile_dir");
   CHECK(plugin->deinit(NULL) == 0, "deinit after a failed init");
 
-  printf("%d passed, %d failed\n", passed, failed);
-  return failed ? 1 : 0;
+  return CHECK_SUMMARY();
 }

@@ -25,21 +25,7 @@
    set, overrides this). */
 const char *__tsan_default_options(void) { return "halt_on_error=1 exitcode=66"; }
 
-static int passed, failed;
-
-#define CHECK(cond, ...)                                                      \
-  do {                                                                        \
-    if (cond) {                                                               \
-      passed++;                                                               \
-      printf("ok - ");                                                        \
-    } else {                                                                  \
-      failed++;                                                               \
-      printf("FAIL (%s:%d) - ", __FILE__, __LINE__);                          \
-    }                                                                         \
-    printf(__VA_ARGS__);                                                      \
-    printf("\n");                                                             \
-    fflush(stdout);                                                           \
-  } while (0)
+#include "akm_check.h"
 
 static double phase_seconds = 2;
 
@@ -438,6 +424,5 @@ int main(int argc, char **argv)
   closed_state();
   growth();
   close_during_reads();
-  printf("%d passed, %d failed\n", passed, failed);
-  return failed ? 1 : 0;
+  return CHECK_SUMMARY();
 }
