@@ -523,3 +523,62 @@ func snapshot(t *testing.T, dir string) map[string]string {
 	})
 	return out
 }
+
+// keygen, export and import as a DBA runs them: the recovery key and the
+// bundle are 0600, the bundle restores lost key files, and a wrong
+// recovery key or an existing bundle are refused with exit 2, changing
+// nothing.
+func TestExportImport(t *testing.T) {
+	w := newWorld(t)
+	w.create(2, 2, "alias/old")
+	secure := t.TempDir()
+	keyA, keyB := filepath.Join(secure, "a.key"), filepath.Join(secure, "b.key")
+	r := w.run("keygen", "--output", keyA)
+	recipient := strings.TrimSpace(r.stdout)
+	if r.code != 0 || !strings.HasPrefix(recipient, "age1") {
+		t.Fatalf("keygen: exit %d, %q, %q", r.code, r.stdout, r.stderr)
+	}
+	if st, err := os.Stat(keyA); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("recovery key: %v %v", st, err)
+	}
+	if r := w.run("keygen", "--output", keyA); r.code != 2 || !strings.Contains(r.stderr, "file exists") {
+		t.Fatalf("keygen over an existing key: exit %d, %q", r.code, r.stderr)
+	}
+	w.run("keygen", "--output", keyB)
+	bundle := filepath.Join(secure, "keys.age")
+	r = w.run("export", "--recipient", recipient, "--output", bundle, w.dir)
+	if r.code != 0 || r.stdout != fmt.Sprintf("sealed 4 key versions of %s into %s for 1 recipient(s); 0 KMS calls throttled and retried\n", w.dir, bundle) {
+		t.Fatalf("export: exit %d, %q, %q", r.code, r.stdout, r.stderr)
+	}
+	if st, _ := os.Stat(bundle); st.Mode().Perm() != 0o600 {
+		t.Fatalf("bundle mode %v", st.Mode())
+	}
+	if r := w.run("export", "--recipient", recipient, "--output", bundle, w.dir); r.code != 2 || !strings.Contains(r.stderr, "--replace") {
+		t.Fatalf("export over the bundle: exit %d, %q", r.code, r.stderr)
+	}
+	if r := w.run("export", "--recipient", "age1notakey", "--output", bundle+"2", w.dir); r.code != 2 || !strings.Contains(r.stderr, "--recipient") {
+		t.Fatalf("export to a bad recipient: exit %d, %q", r.code, r.stderr)
+	}
+
+	// Two key files lost; a wrong recovery key changes nothing; the right
+	// one writes them back as they were.
+	lost, _ := os.ReadFile(filepath.Join(w.dir, "aws-kms-key.1.2"))
+	os.Remove(filepath.Join(w.dir, "aws-kms-key.1.2"))
+	os.Remove(filepath.Join(w.dir, "aws-kms-key.2.1"))
+	before := snapshot(t, w.dir)
+	r = w.run("import", "--bundle", bundle, "--identity", keyB, w.dir)
+	if r.code != 2 || !strings.Contains(r.stderr, "sealed for another recovery key") {
+		t.Fatalf("import with the wrong recovery key: exit %d, %q", r.code, r.stderr)
+	}
+	if after := snapshot(t, w.dir); len(after) != len(before) {
+		t.Fatalf("the wrong recovery key changed the directory: %v", after)
+	}
+	r = w.run("import", "--bundle", bundle, "--identity", keyA, w.dir)
+	if r.code != 0 || !strings.HasSuffix(r.stdout, ": 2 written, 2 already present, 0 failed\n") {
+		t.Fatalf("import: exit %d, %q, %q", r.code, r.stdout, r.stderr)
+	}
+	if back, _ := os.ReadFile(filepath.Join(w.dir, "aws-kms-key.1.2")); !bytes.Equal(back, lost) {
+		t.Fatal("aws-kms-key.1.2 came back different")
+	}
+	w.checkAll(arnA)
+}
