@@ -239,16 +239,6 @@ func Import(ctx context.Context, b *recovery.Bundle, dir string, kms Encrypter, 
 	return res, nil
 }
 
-// decrypt unwraps blob into dst through the worker's backoff.
-func (w *Worker) decrypt(ctx context.Context, kms Decrypter, blob, dst []byte) (n int, arn string, err error) {
-	err = w.Call(ctx, func(ctx context.Context) error {
-		var err error
-		n, arn, err = kms.DecryptWithKeyID(ctx, blob, dst)
-		return err
-	})
-	return n, arn, err
-}
-
 // NewMeta describes a bundle made now from dir on this host.
 func NewMeta(dir string, now time.Time) recovery.Meta {
 	host, _ := os.Hostname()

@@ -87,15 +87,21 @@ func Unwrap(ctx context.Context, w *Worker, kms Decrypter, s *keyfile.Store, e k
 	if err != nil {
 		return 0, "", nil, err
 	}
+	n, arn, err = w.decrypt(ctx, kms, blob, dst)
+	if err != nil {
+		return 0, "", blob, fmt.Errorf("unwrapping %s: %w", s.Path(e.ID, e.Version), err)
+	}
+	return n, arn, blob, nil
+}
+
+// decrypt unwraps blob into dst through the worker's backoff.
+func (w *Worker) decrypt(ctx context.Context, kms Decrypter, blob, dst []byte) (n int, arn string, err error) {
 	err = w.Call(ctx, func(ctx context.Context) error {
 		var err error
 		n, arn, err = kms.DecryptWithKeyID(ctx, blob, dst)
 		return err
 	})
-	if err != nil {
-		return 0, "", blob, fmt.Errorf("unwrapping %s: %w", s.Path(e.ID, e.Version), err)
-	}
-	return n, arn, blob, nil
+	return n, arn, err
 }
 
 // checkKeyLength is the server's rule: AES-128 or AES-256 keys.
