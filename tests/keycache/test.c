@@ -215,6 +215,22 @@ static uint64_t rnd(unsigned long *s)
   return *s >> 33;
 }
 
+/* read_one looks up a random version of id (of nver) and id's latest,
+   and counts what came back: the exact key, a miss, or anything else. */
+static void read_one(struct reader *r, unsigned int id, unsigned int nver)
+{
+  switch (get(id, 1 + (unsigned int)(rnd(&r->seed) % nver))) {
+  case EXACT: r->hits++; break;
+  case MISS: r->misses++; break;
+  default: r->wrong++;
+  }
+  unsigned int l = akm_cache_latest(id);
+  if (l == nver)
+    r->latest_hits++;
+  else if (l != 0)
+    r->latest_wrong++;
+}
+
 /* Growth: a writer puts 10,000 ids x 5 versions while readers read what
    it has published so far. */
 #define GROW_IDS 10000
@@ -232,16 +248,7 @@ static void *grow_reader(void *arg)
     if (!done)
       continue;
     unsigned int id = grow_ids[rnd(&r->seed) % done];
-    switch (get(id, 1 + (unsigned int)(rnd(&r->seed) % GROW_VERS))) {
-    case EXACT: r->hits++; break;
-    case MISS: r->misses++; break; /* during a growth: safe, Go serves */
-    default: r->wrong++;
-    }
-    unsigned int l = akm_cache_latest(id);
-    if (l == GROW_VERS)
-      r->latest_hits++;
-    else if (l != 0)
-      r->latest_wrong++;
+    read_one(r, id, GROW_VERS); /* a miss during a growth is safe: Go serves */
   }
   return NULL;
 }
@@ -341,16 +348,7 @@ static void *close_reader(void *arg)
   struct reader *r = arg;
   for (unsigned long n = 0; n < READER_OPS && !__atomic_load_n(&stop, __ATOMIC_ACQUIRE); n++) {
     unsigned int id = close_ids[rnd(&r->seed) % CLOSE_IDS];
-    switch (get(id, 1 + (unsigned int)(rnd(&r->seed) % CLOSE_VERS))) {
-    case EXACT: r->hits++; break;
-    case MISS: r->misses++; break;
-    default: r->wrong++;
-    }
-    unsigned int l = akm_cache_latest(id);
-    if (l == CLOSE_VERS)
-      r->latest_hits++;
-    else if (l != 0)
-      r->latest_wrong++;
+    read_one(r, id, CLOSE_VERS);
   }
   return NULL;
 }
