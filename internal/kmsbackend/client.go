@@ -66,6 +66,9 @@ type Config struct {
 	Log *Logger
 	// Getenv reads the environment; nil means os.Getenv.
 	Getenv func(string) string
+	// EUID is the user the shared files must belong to (or root); 0
+	// means the process's effective user; tests set it.
+	EUID int
 }
 
 // Client makes the plugin's KMS calls.
@@ -109,11 +112,20 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		opts = append(opts, config.WithRegion(cfg.Region))
 	}
 	credFile, credWhy := CredentialsFile(getenv, cfg.DataDir)
-	if credFile != "" && credWhy != "AWS_SHARED_CREDENTIALS_FILE" {
-		// The SDK reads AWS_SHARED_CREDENTIALS_FILE itself; the others
-		// are named explicitly. The file's region line counts too.
-		opts = append(opts, config.WithSharedCredentialsFiles([]string{credFile}))
+	// The SDK reads the files named here and no others; a file another
+	// user could have written stops the client here, before the SDK
+	// reads it (it could run a command: credential_process). The
+	// credentials file's region line counts too.
+	files := pickSharedFiles(getenv, cfg.DataDir)
+	euid := cfg.EUID
+	if euid == 0 {
+		euid = os.Geteuid()
 	}
+	fileWarnings, err := files.check(euid)
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, files.loadOptions()...)
 	opts = append(opts, config.WithLogger(sdkLogger{cfg.Log}), config.WithClientLogMode(0))
 	attempt := cfg.RequestTimeout
 	if attempt <= 0 {
@@ -192,8 +204,12 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	if credFile != "" {
 		creds = fmt.Sprintf("credentials file %s (from %s), then the SDK's chain", credFile, credWhy)
 	}
+	if profile, program := credentialProcess(awsCfg.ConfigSources); program != "" {
+		creds += fmt.Sprintf("; profile %q gets them by running %s (credential_process; arguments not shown)", profile, program)
+	}
 	c.Description = fmt.Sprintf("KMS client for region %s at %s; per-attempt timeout %v, %d attempts; credentials: %s",
 		awsCfg.Region, where, attempt, MaxAttempts, creds)
+	c.Warnings = append(c.Warnings, fileWarnings...)
 	return c, nil
 }
 
