@@ -31,3 +31,25 @@ bounded() {
   if [[ "${1:-}" =~ ^[0-9]+$ ]]; then kill_after=$1; shift; fi
   AKM_TEST_BOUNDED=1 exec timeout -k "$kill_after" "$secs" bash "$0" "$@"
 }
+
+# server_test_work NAME BOUND: for a script that runs a private server and
+# the loopback KMS: WORK=$(mktemp -d /tmp/akm-NAME.XXXXXX), SRV_DIR and
+# SRV_PLUGIN_DIR (build/) set, scripts/server.sh and kms.sh sourced, and
+# traps: on exit the server is killed, the emulator stopped and WORK
+# removed (kept with AKM_KEEP=1); TERM or INT (the BOUND of `bounded`)
+# counts as a failure.
+server_test_work() {
+  WORK=$(mktemp -d "/tmp/akm-$1.XXXXXX")
+  SRV_DIR="$WORK/srv" SRV_PLUGIN_DIR="$ROOT/build"
+  . "$ROOT/scripts/server.sh"
+  . "$ROOT/scripts/kms.sh"
+  trap server_test_cleanup EXIT
+  # shellcheck disable=SC2064 # the bound is fixed now
+  trap "echo '# interrupted or over time'; fail 'run interrupted (signal or the $2 s bound)'; echo \"\$PASSED passed, \$FAILED failed\"; exit 1" INT TERM
+}
+server_test_cleanup() {
+  trap - EXIT INT TERM
+  if [ -n "$srv_pid" ]; then kill -9 "$srv_pid" 2>/dev/null; wait "$srv_pid" 2>/dev/null; srv_pid=""; fi
+  kms_stop
+  if [ -n "${AKM_KEEP:-}" ]; then echo "# AKM_KEEP: logs and datadir left in $WORK"; else rm -rf "$WORK"; fi
+}
