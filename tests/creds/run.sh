@@ -24,6 +24,9 @@
 #      machine's mariadb.service, pass `systemd-analyze verify` with no
 #      diagnostic; a broken copy of one gets one (the control); the
 #      example env file has only plain VAR=value lines.
+#   5. The README's install commands of "Credentials, safely" (setup 2),
+#      run with /etc under a scratch root: modes, and the installed
+#      drop-in verifies.
 #
 # Prints "ok - ..." / "FAIL - ..." per check and one last line
 # "N passed, N failed"; exits non-zero on any failure. Bounded (300 s);
@@ -181,7 +184,10 @@ else
   # mariadb.service.d with our drop-ins. systemd-analyze verify exits 0
   # even on a bad line, so any diagnostic counts as a failure.
   U="$WORK/units"
-  verify() { SYSTEMD_UNIT_PATH="$U:" timeout 60 systemd-analyze verify "$U/mariadb.service" 2>&1; }
+  verify() { # verify [DIR]: mariadb.service of DIR (default U) and its drop-ins
+    local d=${1:-$U}
+    SYSTEMD_UNIT_PATH="$d:" timeout 60 systemd-analyze verify "$d/mariadb.service" 2>&1
+  }
   mkdir -p "$U/mariadb.service.d"
   cp /lib/systemd/system/mariadb.service "$U/"
   out=$(verify); rc=$?
@@ -209,6 +215,30 @@ else
   bad=$(grep -vE '^(#.*|[[:space:]]*|(AWS_ACCESS_KEY_ID|AWS_SECRET_ACCESS_KEY|AWS_SESSION_TOKEN|AWS_REGION|AWS_SHARED_CREDENTIALS_FILE|AWS_CONFIG_FILE|AWS_PROFILE)=[^[:space:]"'\''\\]+)$' "$SD/aws-key-management.env.example")
   [ -z "$bad" ] && grep -q '^AWS_SECRET_ACCESS_KEY=' "$SD/aws-key-management.env.example" &&
     ok "aws-key-management.env.example: plain AWS_*=value lines only" || fail "aws-key-management.env.example: lines '$bad'"
+
+  # The README's install commands of setup 2, as written but with /etc/
+  # under a scratch root (and no sudo: this runs as root). editor and
+  # systemctl are not run: no systemd manager here; systemd-analyze
+  # verifies the installed drop-in instead.
+  note "5. README \"Credentials, safely\": the install commands, under $WORK/root"
+  R="$WORK/root" n=0
+  mkdir -p "$R/etc/mysql" # as on a host with mariadb-server
+  while IFS= read -r line; do
+    n=$((n + 1))
+    cmd=${line#sudo }
+    cmd=${cmd//\/etc\//$R/etc/}
+    if [[ "$cmd" == *" /etc"* ]]; then fail "README: \$ $line: a /etc path not under the scratch root; not run"
+    elif (cd "$ROOT" && bash -c "$cmd") >"$WORK/cmd.out" 2>&1; then ok "README: \$ $line"
+    else cat "$WORK/cmd.out"; fail "README: \$ $line"; fi
+  done < <(awk '/^## Credentials, safely/ { f = 1; next } /^## / { f = 0 } f && /^ *sudo install / { sub(/^ +/, ""); print }' "$ROOT/README.md")
+  [ "$n" = 3 ] && ok "the README's setup 2 has 3 install commands, all run" || fail "found $n install commands in the README's setup 2, want 3"
+  [ "$(stat -c '%U %a' "$R/etc/mysql/aws-key-management.env" 2>&1)" = "root 600" ] &&
+    ok "installed env file: owner root, mode 600" || fail "installed env file: $(stat -c '%U %a' "$R/etc/mysql/aws-key-management.env" 2>&1)"
+  cp /lib/systemd/system/mariadb.service "$R/etc/systemd/system/" 2>/dev/null
+  out=$(verify "$R/etc/systemd/system"); rc=$?
+  [ "$rc" = 0 ] && [ -z "$out" ] && [ -f "$R/etc/systemd/system/mariadb.service.d/aws-key-management-credentials.conf" ] &&
+    ok "the installed drop-in verifies with mariadb.service (systemd-analyze, no diagnostic)" ||
+    fail "installed drop-in: exit $rc: $out"
 fi
 
 finish
