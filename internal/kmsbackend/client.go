@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/user"
 	"path/filepath"
 	"strings"
 	"time"
@@ -66,9 +65,6 @@ type Config struct {
 	Log *Logger
 	// Getenv reads the environment; nil means os.Getenv.
 	Getenv func(string) string
-	// EUID is the user the shared files must belong to (or root); 0
-	// means the process's effective user; tests set it.
-	EUID int
 }
 
 // Client makes the plugin's KMS calls.
@@ -117,11 +113,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	// reads it (it could run a command: credential_process). The
 	// credentials file's region line counts too.
 	files := pickSharedFiles(getenv, cfg.DataDir)
-	euid := cfg.EUID
-	if euid == 0 {
-		euid = os.Geteuid()
-	}
-	fileWarnings, err := files.check(euid)
+	fileWarnings, err := files.check(os.Geteuid())
 	if err != nil {
 		return nil, err
 	}
@@ -231,15 +223,8 @@ func CredentialsFile(getenv func(string) string, dataDir string) (path, why stri
 	if p := getenv("AWS_CREDENTIAL_PROFILES_FILE"); p != "" {
 		return p, "AWS_CREDENTIAL_PROFILES_FILE"
 	}
-	home := getenv("HOME")
-	if home == "" {
-		if u, err := user.Current(); err == nil {
-			home = u.HomeDir
-		}
-	}
-	if home != "" {
-		p := filepath.Join(home, ".aws", "credentials")
-		if fileExists(p) {
+	if home := homeDir(getenv); home != "" {
+		if p := filepath.Join(home, ".aws", "credentials"); fileExists(p) {
 			return p, "home directory"
 		}
 	}

@@ -139,11 +139,11 @@ func checkSharedFile(path, what string, euid int) (warning string, err error) {
 	uid := ownerOf(st)
 	fix := fmt.Sprintf("chown %s: %s; chmod 600 %s", me, abs, abs)
 	if uid != euid && uid != 0 {
-		return "", refuse(abs, "refusing the %s %s: owner %s, mode %04o: it belongs to another user than the server's (%s) or root, who could make the server run a command (credential_process) or use credentials of theirs; fix: %s",
+		return "", refuse(abs, "refusing the %s %s: owner %s, mode %04o: it belongs to neither root nor %s (the user this process runs as), so its owner could make this process run a command (credential_process) or use credentials of theirs; fix: %s",
 			what, abs, userName(uid), st.Mode().Perm(), me, fix)
 	}
 	if st.Mode().Perm()&0o022 != 0 {
-		return "", refuse(abs, "refusing the %s %s: owner %s, mode %04o: its group or other users can write it, so they could make the server run a command (credential_process) or use credentials of theirs; fix: %s",
+		return "", refuse(abs, "refusing the %s %s: owner %s, mode %04o: its group or other users can write it, so they could make this process run a command (credential_process) or use credentials of theirs; fix: %s",
 			what, abs, userName(uid), st.Mode().Perm(), fix)
 	}
 	dirs := []string{filepath.Dir(abs)}
@@ -171,7 +171,7 @@ func checkDirChain(dir, what, file string, euid int, me string) error {
 		}
 		uid := ownerOf(st)
 		if uid != euid && uid != 0 {
-			return refuse(d, "refusing the %s %s: its directory %s (owner %s, mode %04o) belongs to another user than the server's (%s) or root, who could replace the file; fix: chown %s: %s, or move the file",
+			return refuse(d, "refusing the %s %s: its directory %s (owner %s, mode %04o) belongs to neither root nor %s (the user this process runs as), so its owner could replace the file; fix: chown %s: %s, or move the file",
 				what, file, d, userName(uid), st.Mode().Perm(), me, me, d)
 		}
 		if st.Mode().Perm()&0o022 != 0 && st.Mode()&fs.ModeSticky == 0 {

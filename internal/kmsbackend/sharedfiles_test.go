@@ -105,7 +105,7 @@ func TestCheckSharedFile(t *testing.T) {
 				writeMode(t, p, 0o620)
 				return p, me
 			}},
-		{name: "another user's file", refused: "credentials", words: []string{"belongs to another user", "chown "},
+		{name: "another user's file", refused: "credentials", words: []string{"belongs to neither root nor", "chown "},
 			setup: func(t *testing.T, d string) (string, int) {
 				p := filepath.Join(d, "credentials")
 				writeMode(t, p, 0o600)
@@ -149,7 +149,7 @@ func TestCheckSharedFile(t *testing.T) {
 			p := fileIn(t, filepath.Join(d, "sticky"), 0o777|os.ModeSticky)
 			return p, me
 		}},
-		{name: "another user's directory", refused: "theirs", words: []string{"belongs to another user"},
+		{name: "another user's directory", refused: "theirs", words: []string{"belongs to neither root nor"},
 			setup: func(t *testing.T, d string) (string, int) {
 				dir := filepath.Join(d, "theirs")
 				p := fileIn(t, dir, 0o755)

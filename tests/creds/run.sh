@@ -15,11 +15,15 @@
 #   2. The same file at 0600 of the server's user: the plugin loads, the
 #      command runs (the control: the marker appears), the log names the
 #      program but not its arguments; at 0644 the plugin loads with a
-#      warning that every local user can read the file.
+#      warning that every local user can read the file. The tool as
+#      another user (nobody) with a credentials file of its own works; as
+#      root with that file it is refused.
 #   3. LOAD_FILE: a user with only the FILE privilege reads the secret key
-#      out of <datadir>/.aws/credentials; with secure_file_priv set to
-#      another directory the same SELECT gives NULL (and a file inside
-#      that directory still reads: the control).
+#      out of <datadir>/.aws/credentials, and creates <datadir>/.aws/config
+#      with INTO OUTFILE (owner: the server's user), though not over an
+#      existing file; with secure_file_priv set to another directory the
+#      same SELECT gives NULL (a file inside that directory still reads:
+#      the control) and INTO OUTFILE is refused.
 #   4. support-files/systemd: the drop-ins, attached to a copy of this
 #      machine's mariadb.service, pass `systemd-analyze verify` with no
 #      diagnostic; a broken copy of one gets one (the control); the
@@ -39,7 +43,9 @@ server_test_work creds 300
 
 TOOL="$ROOT/build/mariadb-aws-keys"
 [ -x "$TOOL" ] && [ -f "$ROOT/build/aws_key_management.so" ] || { fail "build/mariadb-aws-keys or build/aws_key_management.so missing: make"; finish; }
-SRV_PORT=$(srv_free_port 26306) || { fail "no free port"; finish; }
+# start ARGS...: srv_start on a port free now (other servers come and go
+# on this machine between our restarts).
+start() { SRV_PORT=$(srv_free_port 26306) || return 1; srv_start "$@"; }
 
 # q SQL...: one bounded client call as root, tab-separated, no column names.
 q() { timeout 30 mariadb --no-defaults -S "$SRV_DIR/mysqld.sock" -uroot -N -B "$@"; }
@@ -89,7 +95,7 @@ refused() {
 
 note "1. planted credentials files are refused"
 plant 666
-if srv_start "${PLUGIN_OPTS[@]}" --plugin-load-add=aws_key_management; then
+if start "${PLUGIN_OPTS[@]}" --plugin-load-add=aws_key_management; then
   refused "world-writable file at server start (plugin_load_add)" "owner $ME, mode 0666" "its group or other users can write it" \
     "credential_process" "fix: chown $ME: $CREDS; chmod 600 $CREDS"
   srv_stop
@@ -97,7 +103,7 @@ else fail "the server did not start with a refused plugin"; fi
 
 # One server, INSTALL SONAME after each new plant: a failed INSTALL leaves
 # the server running and the plugin not installed.
-srv_start "${PLUGIN_OPTS[@]}" || { fail "start mariadbd"; finish; }
+start "${PLUGIN_OPTS[@]}" || { fail "start mariadbd"; finish; }
 install_refused() {
   local label=$1; shift
   if q -e "INSTALL SONAME 'aws_key_management'" 2>"$WORK/sql.err"; then
@@ -105,7 +111,7 @@ install_refused() {
   else refused "$label (INSTALL SONAME: $(grep -o 'ERROR.*' "$WORK/sql.err"))" "$@"; fi
 }
 plant 600; chown 65534:65534 "$CREDS"
-install_refused "a 0600 file of another user (nobody)" "owner nobody, mode 0600" "belongs to another user than the server's ($ME) or root"
+install_refused "a 0600 file of another user (nobody)" "owner nobody, mode 0600" "belongs to neither root nor $ME (the user this process runs as)"
 plant 600; chmod 777 "$DATA/.aws"
 install_refused "a 0600 file in a world-writable .aws directory" "its directory $DATA/.aws (owner $ME, mode 0777)" "fix: chmod go-w $DATA/.aws"
 chmod 700 "$DATA/.aws"
@@ -129,6 +135,22 @@ if (cd "$WORK" && env "${SRV_ENV[@]}" timeout 60 "$TOOL" verify --no-defaults --
      --endpoint-url "http://$KMS_ADDR" >"$WORK/tool.out" 2>"$WORK/tool.err"); then
   ok "mariadb-aws-keys verify with the 0600 file: exit 0"
 else cat "$WORK/tool.out" "$WORK/tool.err"; fail "mariadb-aws-keys verify with the 0600 file"; fi
+# The tool checks for the user it runs as: nobody stands for mysql, with a
+# copy of the key file and a credentials file of its own. As nobody it
+# works; as root the same file is refused (nobody could have written it).
+PUB="$WORK/as-nobody"
+chmod 711 "$WORK"
+mkdir -m 700 "$PUB" && cp "$DATA"/aws-kms-key.* "$PUB/" && cp "$KMS_DIR/kms-credentials" "$PUB/credentials" && chown -R 65534:65534 "$PUB"
+as_tool() { # as_tool [runuser -u USER --]: verify $PUB with $PUB/credentials
+  (cd "$WORK" && "$@" env "${SRV_ENV[@]}" AWS_SHARED_CREDENTIALS_FILE="$PUB/credentials" timeout 60 "$TOOL" verify --no-defaults \
+    --region "$KMS_REGION" --endpoint-url "http://$KMS_ADDR" "$PUB" >"$WORK/tool.out" 2>"$WORK/tool.err")
+}
+if as_tool runuser -u nobody --; then ok "mariadb-aws-keys verify as nobody, with nobody's 0600 credentials file: exit 0"
+else cat "$WORK/tool.out" "$WORK/tool.err"; fail "mariadb-aws-keys verify as nobody"; fi
+as_tool; rc=$?
+if [ "$rc" = 2 ] && grep -q "refusing the AWS credentials file (from AWS_SHARED_CREDENTIALS_FILE) $PUB/credentials: owner nobody, mode 0600: it belongs to neither root nor $ME" "$WORK/tool.err"; then
+  ok "mariadb-aws-keys verify as $ME with nobody's credentials file: refused (exit 2)"
+else cat "$WORK/tool.err"; fail "mariadb-aws-keys verify as $ME with nobody's credentials file: exit $rc"; fi
 srv_stop || fail "shutdown exit status $?"
 # The tool, on the datadir that now has a key file (a fresh marker).
 plant 666; rm -f "$MARKER"
@@ -139,13 +161,13 @@ if [ "$rc" = 2 ] && grep -q "refusing the AWS credentials file (from datadir) $C
 else cat "$WORK/tool.err"; fail "mariadb-aws-keys verify with a world-writable credentials file: exit $rc, marker $([ -e "$MARKER" ] && echo present || echo absent)"; fi
 # A restart with key files: a plugin that loads unwraps them at once (so
 # the command would run now; the 0644 start below is the control).
-if srv_start "${PLUGIN_OPTS[@]}" --plugin-load-add=aws_key_management; then
+if start "${PLUGIN_OPTS[@]}" --plugin-load-add=aws_key_management; then
   refused "world-writable file at a restart with a key file to unwrap" "owner $ME, mode 0666"
   srv_stop
 else fail "the server did not start with a refused plugin and an encrypted table"; fi
 
 plant 644; rm -f "$MARKER"
-if srv_start "${PLUGIN_OPTS[@]}" --plugin-load-add=aws_key_management && [ "$(plugin_status)" = ACTIVE ] &&
+if start "${PLUGIN_OPTS[@]}" --plugin-load-add=aws_key_management && [ "$(plugin_status)" = ACTIVE ] &&
    [ "$(q -e "SELECT a FROM d.t")" = 1 ] && [ -e "$MARKER" ]; then
   ok "0644 file: the plugin loads at start, runs the command to unwrap the key (the control), and the table reads"
 else fail "0644 file: plugin status '$(plugin_status)', marker $([ -e "$MARKER" ] && echo present || echo absent)"; fi
@@ -153,7 +175,7 @@ if grep -q "\[Warning\] .*AWS KMS plugin: the AWS credentials file (from datadir
   ok "0644 file: a warning that every local user can read it"
 else grep "AWS KMS plugin" "$LOG" | tail -3; fail "0644 file: no warning"; fi
 
-note "3. LOAD_FILE reads the credentials file unless secure_file_priv keeps it out"
+note "3. LOAD_FILE and INTO OUTFILE reach .aws unless secure_file_priv keeps them out"
 cp "$KMS_DIR/kms-credentials" "$CREDS" # static keys now, 0600
 q -e "CREATE USER filer@localhost IDENTIFIED BY 'filer-pw'; GRANT FILE ON *.* TO filer@localhost" || fail "CREATE USER filer"
 asfiler() { timeout 30 mariadb --no-defaults -S "$SRV_DIR/mysqld.sock" -ufiler -pfiler-pw -N -B -e "$1"; }
@@ -161,10 +183,26 @@ out=$(asfiler "SELECT @@secure_file_priv IS NULL OR @@secure_file_priv = '', LOA
 if [ "$out" = "$(printf '1\t1')" ]; then
   ok "no secure_file_priv: a user with only FILE reads the secret access key with LOAD_FILE('$CREDS')"
 else fail "LOAD_FILE without secure_file_priv: '$out'"; fi
+# ... and writes: INTO OUTFILE creates a file the SDK would read (here
+# <datadir>/.aws/config, read when HOME is the datadir), owned by the
+# server's user, so it passes the owner check; it never overwrites one.
+CONF="$DATA/.aws/config"
+if asfiler "SELECT '[default]' INTO OUTFILE '$CONF'" && [ "$(stat -c '%U %a' "$CONF")" = "$ME 644" ]; then
+  ok "no secure_file_priv: a user with only FILE creates $CONF with INTO OUTFILE (owner $ME, mode 644: what the check accepts)"
+else fail "INTO OUTFILE without secure_file_priv: $(stat -c '%U %a' "$CONF" 2>&1)"; fi
+rm -f "$CONF"
+install -m 600 /dev/null "$CONF"
+if ! asfiler "SELECT '[default]' INTO OUTFILE '$CONF'" 2>"$WORK/sql.err" && grep -q "already exists" "$WORK/sql.err" && [ ! -s "$CONF" ]; then
+  ok "an empty config file of our own cannot be replaced by INTO OUTFILE ($(grep -o 'ERROR.*' "$WORK/sql.err"))"
+else cat "$WORK/sql.err"; fail "INTO OUTFILE over an existing config file"; fi
+rm -f "$CONF"
 srv_stop || fail "shutdown exit status $?"
 mkdir -m 700 "$WORK/imports"
 echo "harmless import" >"$WORK/imports/data.txt"
-if srv_start "${PLUGIN_OPTS[@]}" --plugin-load-add=aws_key_management --secure-file-priv="$WORK/imports"; then
+if start "${PLUGIN_OPTS[@]}" --plugin-load-add=aws_key_management --secure-file-priv="$WORK/imports"; then
+  if ! asfiler "SELECT '[default]' INTO OUTFILE '$CONF'" 2>"$WORK/sql.err" && grep -q "ERROR 1290" "$WORK/sql.err" && [ ! -e "$CONF" ]; then
+    ok "secure_file_priv: INTO OUTFILE '$CONF' is refused ($(grep -o 'ERROR.*' "$WORK/sql.err"))"
+  else cat "$WORK/sql.err"; fail "INTO OUTFILE with secure_file_priv"; fi
   out=$(asfiler "SELECT LOAD_FILE('$CREDS') IS NULL, LOAD_FILE('$WORK/imports/data.txt')")
   if [ "$out" = "$(printf '1\tharmless import\\n')" ]; then # (-B shows the newline as \n)
     ok "secure_file_priv=$WORK/imports: LOAD_FILE of the credentials file is NULL; a file in that directory still reads"
