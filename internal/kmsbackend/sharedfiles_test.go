@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+
 	"github.com/mariadb-go/aws_key_management/internal/kmstest"
 )
 
@@ -350,6 +353,31 @@ func TestFirstWord(t *testing.T) {
 	} {
 		if got := firstWord(in); got != want {
 			t.Errorf("firstWord(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// The program is named only when the process is what the SDK will use.
+func TestCredentialProcessNamed(t *testing.T) {
+	keys := aws.Credentials{AccessKeyID: "AKIA", SecretAccessKey: "s"}
+	proc := config.SharedConfig{Profile: "p", CredentialProcess: "/bin/get-creds --secret x"}
+	role := config.SharedConfig{Profile: "role", RoleARN: "arn:aws:iam::1:role/r", Source: &proc}
+	withKeys := proc
+	withKeys.Credentials = keys
+	for _, tc := range []struct {
+		name             string
+		sources          []interface{}
+		profile, program string
+	}{
+		{"profile with credential_process", []interface{}{config.EnvConfig{}, proc}, "p", "/bin/get-creds"},
+		{"pointers", []interface{}{&config.EnvConfig{}, &proc}, "p", "/bin/get-creds"},
+		{"role from a source_profile with it", []interface{}{config.EnvConfig{}, role}, "p", "/bin/get-creds"},
+		{"keys in the environment come first", []interface{}{config.EnvConfig{Credentials: keys}, proc}, "", ""},
+		{"static keys in the profile come first", []interface{}{config.EnvConfig{}, withKeys}, "", ""},
+		{"no shared config", []interface{}{config.EnvConfig{}}, "", ""},
+	} {
+		if profile, program := credentialProcess(tc.sources); profile != tc.profile || program != tc.program {
+			t.Errorf("%s: (%q, %q), want (%q, %q)", tc.name, profile, program, tc.profile, tc.program)
 		}
 	}
 }
