@@ -9,13 +9,26 @@
 SHELL := /bin/bash
 GO ?= go
 BUILD := build
-GOFLAGS_BUILD := -buildmode=c-shared -trimpath -ldflags='-s -w'
-GO_SOURCES := $(shell find cabi plugin internal -name '*.go' -o -name '*.c' -o -name '*.h' 2>/dev/null) go.mod go.sum
-TOOL_SOURCES := $(shell find cmd/mariadb-aws-keys internal -name '*.go' 2>/dev/null) go.mod go.sum
+# The version and commit a build carries (PLUGIN_DESCRIPTION, the error
+# log, mariadb-aws-keys --version): the VERSION file and git.
+VERSION := $(shell cat VERSION)
+COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)$(shell git status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo -dirty)
+BUILDINFO := github.com/mariadb-go/aws_key_management/internal/buildinfo
+LDFLAGS := -s -w -X $(BUILDINFO).Version=$(VERSION) -X $(BUILDINFO).Commit=$(COMMIT)
+GOFLAGS_BUILD := -buildmode=c-shared -trimpath -ldflags='$(LDFLAGS)'
+GO_SOURCES := $(shell find cabi plugin internal -name '*.go' -o -name '*.c' -o -name '*.h' 2>/dev/null) go.mod go.sum $(BUILD)/buildinfo.stamp
+TOOL_SOURCES := $(shell find cmd/mariadb-aws-keys internal -name '*.go' 2>/dev/null) go.mod go.sum $(BUILD)/buildinfo.stamp
 
-.PHONY: all release mock tool deps test lint unit abi keycache mtr tools demo bench clean
+.PHONY: all release mock tool deps test lint unit abi keycache mtr tools demo bench clean FORCE
 
 all: release tool
+
+# Rewritten only when the version or commit changes, so that a new commit
+# rebuilds the binaries that carry it.
+$(BUILD)/buildinfo.stamp: FORCE
+	@mkdir -p $(@D)
+	@echo '$(VERSION) $(COMMIT)' | cmp -s - $@ || echo '$(VERSION) $(COMMIT)' >$@
+FORCE:
 release: $(BUILD)/aws_key_management.so
 mock: $(BUILD)/mock/aws_key_management.so
 tool: $(BUILD)/mariadb-aws-keys
@@ -23,7 +36,7 @@ tool: $(BUILD)/mariadb-aws-keys
 # The operator tool: plain Go, statically linked (no cgo).
 $(BUILD)/mariadb-aws-keys: $(TOOL_SOURCES)
 	@mkdir -p $(@D)
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $@ ./cmd/mariadb-aws-keys
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='$(LDFLAGS)' -o $@ ./cmd/mariadb-aws-keys
 
 $(BUILD)/aws_key_management.so: $(GO_SOURCES)
 	@mkdir -p $(@D)

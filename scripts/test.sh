@@ -171,9 +171,16 @@ release() {
   else cat "$LOGS/release-sql.log"; bad "INSTALL SONAME"; fi
   out=$(srv_sql -N -e "SELECT CONCAT_WS(',', PLUGIN_STATUS, PLUGIN_TYPE, PLUGIN_MATURITY, PLUGIN_LICENSE) FROM information_schema.PLUGINS WHERE PLUGIN_NAME='aws_key_management'")
   if [ "$out" = "ACTIVE,ENCRYPTION,Stable,GPL" ]; then ok "plugin ACTIVE, ENCRYPTION, Stable, GPL"; else bad "plugin row: '$out'"; fi
+  # Which build is loaded: the version and commit the Makefile linked in.
+  local build; build="$(cat VERSION) commit $(git rev-parse --short=12 HEAD)"
+  out=$(srv_sql -N -e "SELECT PLUGIN_DESCRIPTION FROM information_schema.PLUGINS WHERE PLUGIN_NAME='aws_key_management'")
+  if [[ "$out" == "AWS key management plugin (Go) $build"*", built for mariadb-10.11" ]] &&
+     grep -q "AWS KMS plugin: starting AWS key management plugin (Go) $build" "$log"; then
+    ok "PLUGIN_DESCRIPTION and the error log name this build: $out"
+  else bad "PLUGIN_DESCRIPTION '$out', want this build ($build)"; fi
   out=$(srv_sql -N -e "SELECT GROUP_CONCAT(VARIABLE_NAME ORDER BY VARIABLE_NAME) FROM information_schema.GLOBAL_VARIABLES WHERE VARIABLE_NAME LIKE 'AWS\_KEY\_MANAGEMENT\_%'")
-  if [ "$out" = "AWS_KEY_MANAGEMENT_ENDPOINT_URL,AWS_KEY_MANAGEMENT_KEYFILE_DIR,AWS_KEY_MANAGEMENT_KEY_SPEC,AWS_KEY_MANAGEMENT_LOG_LEVEL,AWS_KEY_MANAGEMENT_MASTER_KEY_ID,AWS_KEY_MANAGEMENT_RECOVERY_BUNDLE,AWS_KEY_MANAGEMENT_RECOVERY_IDENTITY,AWS_KEY_MANAGEMENT_REGION,AWS_KEY_MANAGEMENT_REQUEST_TIMEOUT,AWS_KEY_MANAGEMENT_ROTATE_KEY" ]; then
-    ok "release build has upstream's variables plus keyfile_dir and the recovery ones, and no mock variables"
+  if [ "$out" = "AWS_KEY_MANAGEMENT_ENDPOINT_URL,AWS_KEY_MANAGEMENT_FALLBACK_TO_OLDER_VERSION,AWS_KEY_MANAGEMENT_KEYFILE_DIR,AWS_KEY_MANAGEMENT_KEY_SPEC,AWS_KEY_MANAGEMENT_LOG_LEVEL,AWS_KEY_MANAGEMENT_MASTER_KEY_ID,AWS_KEY_MANAGEMENT_RECOVERY_BUNDLE,AWS_KEY_MANAGEMENT_RECOVERY_IDENTITY,AWS_KEY_MANAGEMENT_REGION,AWS_KEY_MANAGEMENT_REQUEST_TIMEOUT,AWS_KEY_MANAGEMENT_ROTATE_KEY" ]; then
+    ok "release build has upstream's variables plus keyfile_dir, fallback_to_older_version and the recovery ones, and no mock variables"
   else bad "release variables: $out"; fi
   out=$(srv_sql -N -e "SELECT @@aws_key_management_endpoint_url, @@aws_key_management_request_timeout")
   if [ "$out" = "$(printf 'http://%s\t500' "$KMS_ADDR")" ]; then ok "command-line values reach the plugin installed later"; else bad "values: '$out'"; fi
