@@ -2,6 +2,7 @@
 #   make        build/aws_key_management.so       (release: AWS KMS only)
 #               build/mariadb-aws-keys            (the operator tool: list, verify, rewrap)
 #   make mock   build/mock/aws_key_management.so  (adds aws_key_management_mock)
+#   make deb    build/aws-key-management_<version>_amd64.deb
 #   make test   unit, ABI and mtr tests; installs what it needs
 #   make demo   a private MariaDB on loopback with the plugin
 #   make bench  benchmarks
@@ -19,7 +20,7 @@ GOFLAGS_BUILD := -buildmode=c-shared -trimpath -ldflags='$(LDFLAGS)'
 GO_SOURCES := $(shell find cabi plugin internal -name '*.go' -o -name '*.c' -o -name '*.h' 2>/dev/null) go.mod go.sum $(BUILD)/buildinfo.stamp
 TOOL_SOURCES := $(shell find cmd/mariadb-aws-keys internal -name '*.go' 2>/dev/null) go.mod go.sum $(BUILD)/buildinfo.stamp
 
-.PHONY: all release mock tool deps test lint unit abi keycache mtr tools demo bench clean FORCE
+.PHONY: all release mock tool deb deps test lint unit abi keycache mtr tools install-test deb-test demo bench clean FORCE
 
 all: release tool
 
@@ -80,6 +81,15 @@ mtr: $(BUILD)/mock/aws_key_management.so
 	@scripts/test.sh mtr
 tools: $(BUILD)/aws_key_management.so $(BUILD)/mariadb-aws-keys
 	@scripts/test.sh tools
+# (install-test: `make install` would suggest installing into the system.)
+install-test:
+	@scripts/test.sh install
+deb-test:
+	@scripts/test.sh deb
+
+# build/aws-key-management_<version>_amd64.deb (scripts/deb.sh, dpkg-deb).
+deb:
+	@scripts/deb.sh
 
 demo: deps release
 	@scripts/demo.sh

@@ -3,7 +3,7 @@
 # counting every test of every level. Exits non-zero on any failure; an
 # mtr test that is skipped counts as failed (the suite must run here).
 #   scripts/test.sh            all levels
-#   scripts/test.sh LEVEL...   some of: lint unit build abi keycache release kmscli mtr kms crash tools backup
+#   scripts/test.sh LEVEL...   some of: lint unit build abi keycache release kmscli mtr kms crash tools backup install deb
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -12,7 +12,7 @@ export AWS_EC2_METADATA_DISABLED=true
 LOGS="$ROOT/build/test-logs"
 mkdir -p "$LOGS"
 levels=("$@")
-((${#levels[@]})) || levels=(lint unit build abi keycache release kmscli mtr kms crash tools backup)
+((${#levels[@]})) || levels=(lint unit build abi keycache release kmscli mtr kms crash tools backup install deb)
 
 PASS=0 FAIL=0
 FAILED_ITEMS=()
@@ -322,10 +322,22 @@ backup() {
   run_script "backups and restores" tests/backup/run.sh
 }
 
+# (Not named install: that would shadow install(1) in this shell.)
+install_level() {
+  section "install: the README's install, configure, start, check and migration commands, as written, on Debian's server (private copies of its directories)"
+  run_script "README install and migration steps" tests/install/run.sh
+}
+
+deb() {
+  section "deb: make deb, lintian, dpkg -i into Debian's MariaDB, the server started by its init script, dpkg -r/-P"
+  run_script "the Debian package" tests/deb/run.sh
+}
+
 for l in "${levels[@]}"; do
   case "$l" in
-    lint|unit|build|abi|keycache|release|kmscli|mtr|kms|crash|tools|backup) "$l" ;;
-    *) echo "unknown level $l (want lint unit build abi keycache release kmscli mtr kms crash tools backup)"; exit 2 ;;
+    lint|unit|build|abi|keycache|release|kmscli|mtr|kms|crash|tools|backup|deb) "$l" ;;
+    install) install_level ;;
+    *) echo "unknown level $l (want lint unit build abi keycache release kmscli mtr kms crash tools backup install deb)"; exit 2 ;;
   esac
 done
 

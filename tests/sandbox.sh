@@ -1,0 +1,78 @@
+# Sourced by tests/install and tests/deb: Debian's own MariaDB server,
+# started the way the distribution starts it (/etc/init.d/mariadb, which
+# runs mariadbd-safe), but on private copies of its directories, so that
+# the test never changes the system's datadir or configuration:
+#
+#   sandbox_init WORK DIR...   copies each DIR (e.g. /etc/mysql /var/lib/mysql
+#                              /run/mysqld) to WORK/sandbox/DIR
+#   sandbox CMD...             runs CMD in a new mount namespace in which
+#                              each DIR is its copy (bind mounts); every
+#                              call sees the same copies, and a server one
+#                              call started keeps them
+#   sandbox_start [ENV=V...]   /etc/init.d/mariadb start in the sandbox,
+#                              with those environment variables
+#   sandbox_stop               mariadb-admin shutdown (debian.cnf), bounded;
+#                              then SIGKILL to that server's pid only
+#   system_server_running      whether the system's own server answers
+#
+# Needs root and unshare(1). The init script's own "stop" is not used: when
+# mariadb-admin fails it runs `killall mariadbd`, which would hit every
+# server on the machine.
+SANDBOX_ROOT="" SANDBOX_DIRS=()
+
+sandbox_init() {
+  SANDBOX_ROOT=$1/sandbox
+  shift
+  SANDBOX_DIRS=("$@")
+  local d
+  for d in "${SANDBOX_DIRS[@]}"; do
+    mkdir -p "$SANDBOX_ROOT$d" || return 1
+    [ ! -d "$d" ] || cp -a "$d/." "$SANDBOX_ROOT$d/" || return 1
+  done
+}
+
+sandbox() {
+  unshare --mount --propagation private bash -c '
+    root=$1; shift; n=$1; shift
+    for ((i = 0; i < n; i++)); do
+      mount --bind "$root$1" "$1" || { echo "sandbox: cannot bind $root$1 on $1" >&2; exit 125; }
+      shift
+    done
+    exec "$@"' sandbox "$SANDBOX_ROOT" "${#SANDBOX_DIRS[@]}" "${SANDBOX_DIRS[@]}" "$@"
+}
+
+# The pid of the sandbox's server (its pid file), or nothing.
+sandbox_pid() {
+  local f="$SANDBOX_ROOT/run/mysqld/mysqld.pid" p
+  [ -s "$f" ] || return 0
+  p=$(cat "$f")
+  [[ "$p" =~ ^[0-9]+$ ]] && kill -0 "$p" 2>/dev/null && echo "$p"
+}
+
+sandbox_start() {
+  sandbox env "$@" timeout 120 /etc/init.d/mariadb start </dev/null
+}
+
+sandbox_stop() {
+  local pid safe i
+  pid=$(sandbox_pid)
+  [ -n "$pid" ] || return 0
+  safe=$(ps -o ppid= -p "$pid" | tr -d ' ')
+  sandbox timeout 60 mariadb-admin --defaults-file=/etc/mysql/debian.cnf shutdown >/dev/null 2>&1 || kill "$pid" 2>/dev/null
+  for i in $(seq 1 120); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.5
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -9 "$pid" 2>/dev/null
+    [ -n "$safe" ] && [ "$(ps -o comm= -p "$safe")" = mysqld_safe ] && kill -9 "$safe" 2>/dev/null
+    return 1
+  fi
+  return 0
+}
+
+system_server_running() {
+  local p
+  [ -s /run/mysqld/mysqld.pid ] && p=$(cat /run/mysqld/mysqld.pid) && kill -0 "$p" 2>/dev/null && return 0
+  timeout 10 mariadb-admin --defaults-file=/etc/mysql/debian.cnf ping >/dev/null 2>&1
+}
