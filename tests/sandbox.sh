@@ -14,6 +14,8 @@
 #   sandbox_stop               mariadb-admin shutdown (debian.cnf), bounded;
 #                              then SIGKILL to that server's pid only
 #   system_server_running      whether the system's own server answers
+#   snapshot DIR...            a listing to compare: every path, type, mode,
+#                              owner, size, file mtime, file checksum
 #
 # Needs root and unshare(1). The init script's own "stop" is not used: when
 # mariadb-admin fails it runs `killall mariadbd`, which would hit every
@@ -35,6 +37,9 @@ sandbox() {
   unshare --mount --propagation private bash -c '
     root=$1; shift; n=$1; shift
     for ((i = 0; i < n; i++)); do
+      # (/run/mysqld may not exist before a first start; the init script
+      # would create it the same way.)
+      [ -d "$1" ] || install -d -m 0755 -o mysql -g root "$1"
       mount --bind "$root$1" "$1" || { echo "sandbox: cannot bind $root$1 on $1" >&2; exit 125; }
       shift
     done
@@ -75,4 +80,12 @@ system_server_running() {
   local p
   [ -s /run/mysqld/mysqld.pid ] && p=$(cat /run/mysqld/mysqld.pid) && kill -0 "$p" 2>/dev/null && return 0
   timeout 10 mariadb-admin --defaults-file=/etc/mysql/debian.cnf ping >/dev/null 2>&1
+}
+
+# A directory's mtime is left out: it changes whenever anyone on the machine
+# runs `mariadbd --verbose --help`, which creates and removes a test file in
+# the datadir. What is in the directory is compared.
+snapshot() {
+  find "$@" -printf '%p %y %m %u %g %s ' \( -type d -printf '\n' -o -printf '%T@\n' \) 2>/dev/null | sort
+  find "$@" -type f -exec sha256sum {} + 2>/dev/null | sort
 }
