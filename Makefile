@@ -13,7 +13,7 @@ BUILD := build
 # The version and commit a build carries (PLUGIN_DESCRIPTION, the error
 # log, mariadb-aws-keys --version): the VERSION file and git.
 VERSION := $(shell cat VERSION)
-COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)$(shell git status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo -dirty)
+COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)$(shell GIT_OPTIONAL_LOCKS=0 git status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo -dirty)
 BUILDINFO := github.com/mariadb-go/aws_key_management/internal/buildinfo
 LDFLAGS := -s -w -X $(BUILDINFO).Version=$(VERSION) -X $(BUILDINFO).Commit=$(COMMIT)
 GOFLAGS_BUILD := -buildmode=c-shared -trimpath -ldflags='$(LDFLAGS)'

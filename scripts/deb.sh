@@ -61,8 +61,9 @@ LIB_DEPS=$(go version -m "$LIB" | awk '$1 == "dep" { print $2 }')
 TOOL_DEPS=$(go version -m "$TOOL" | awk '$1 == "dep" { print $2 }')
 {
   cat packaging/deb/copyright.in
-  printf '\nFiles: go-stdlib/*\nCopyright: The Go Authors\nLicense: BSD-3-clause\nComment: the Go %s standard library and runtime, compiled into both binaries\n' "$(go env GOVERSION)"
-  sed 's/^$/./; s/^/ /' "$(go env GOROOT)/LICENSE"
+  printf '\nFiles: go-stdlib/*\nCopyright: The Go Authors\nLicense: BSD-3-clause\n'
+  sed 's/^[[:space:]]*$/./; s/^/ /' "$(go env GOROOT)/LICENSE"
+  printf 'Comment: the Go %s standard library and runtime, compiled into both binaries\n' "$(go env GOVERSION)"
   while read -r mod ver; do
     dir="$MODCACHE/$(sed 's/[A-Z]/!\L&/g' <<<"$mod")@$ver"
     lic=$(ls "$dir"/LICENSE* "$dir"/COPYING* 2>/dev/null | head -1) || true
@@ -78,12 +79,12 @@ TOOL_DEPS=$(go version -m "$TOOL" | awk '$1 == "dep" { print $2 }')
     elif grep -q 'Permission is hereby granted, free of charge' "$lic"; then id=Expat text=$lic
     elif grep -q 'Neither the name' "$lic"; then id=BSD-3-clause text=$lic
     else die "$mod: licence in $lic not recognised: add it to scripts/deb.sh"; fi
-    printf '\nFiles: go-modules/%s/*\nCopyright: %s\nLicense: %s\nComment: Go module %s %s, compiled into %s\n' \
-      "$mod" "$(sed '2,$s/^/ /' <<<"$holders")" "$id" "$mod" "$ver" "$where"
-    if [ -f "$dir/NOTICE.txt" ] || [ -f "$dir/NOTICE" ]; then
-      printf ' Its NOTICE file:\n'; sed 's/^$/./; s/^/ /' "$dir"/NOTICE*
-    fi
+    printf '\nFiles: go-modules/%s/*\nCopyright: %s\nLicense: %s\n' "$mod" "$(sed '2,$s/^/ /' <<<"$holders")" "$id"
     [ -z "$text" ] || sed 's/^[[:space:]]*$/./; s/^/ /' "$text"
+    printf 'Comment: Go module %s %s, compiled into %s\n' "$mod" "$ver" "$where"
+    if [ -f "$dir/NOTICE.txt" ] || [ -f "$dir/NOTICE" ]; then
+      printf ' Its NOTICE file:\n'; sed 's/^[[:space:]]*$/./; s/^/ /' "$dir"/NOTICE*
+    fi
   done < <( (go version -m "$LIB"; go version -m "$TOOL") | awk '$1 == "dep" { print $2, $3 }' | sort -u)
   printf '\nLicense: GPL-2\n On Debian systems the full text of the GNU General Public License version 2\n is in /usr/share/common-licenses/GPL-2.\n'
   printf '\nLicense: Apache-2.0\n On Debian systems the full text of the Apache License, Version 2.0, is in\n /usr/share/common-licenses/Apache-2.0.\n'
