@@ -89,3 +89,37 @@ snapshot() {
   find "$@" -printf '%p %y %m %u %g %s ' \( -type d -printf '\n' -o -printf '%T@\n' \) 2>/dev/null | sort
   find "$@" -type f -exec sha256sum {} + 2>/dev/null | sort
 }
+
+# sandbox_test_config: test-only settings in the sandbox's copy of
+# /etc/mysql: no TCP port (other servers run on the machine), the error log
+# in a file (ERRLOG) instead of syslog.
+sandbox_test_config() {
+  printf '%s\n' '[mysqld_safe]' 'skip_syslog' 'log_error = /run/mysqld/error.log' '' '[mariadb]' 'skip_networking' \
+    'log_error = /run/mysqld/error.log' >"$SANDBOX_ROOT/etc/mysql/mariadb.conf.d/99-akm-test.cnf"
+  ERRLOG="$SANDBOX_ROOT/run/mysqld/error.log"
+}
+
+# user_shell DIR: where the README's commands run: a copy of the checkout in
+# DIR/checkout (CWD; its relative paths, its own build/), a pass-through
+# sudo in DIR/bin when the machine has none (the tests run as root), and
+# ENV, env(1) arguments for the commands and the server: no AWS settings
+# of the caller, the loopback KMS (KMS_ADDR) as AWS_ENDPOINT_URL_KMS, DIR/bin
+# first on PATH.
+user_shell() {
+  CWD=$1/checkout
+  mkdir -p "$CWD" "$1/bin" || return 1
+  tar -C "$ROOT" --exclude=./build -cf - . | tar -C "$CWD" -xf - || return 1
+  command -v sudo >/dev/null || { printf '#!/bin/sh\nexec "$@"\n' >"$1/bin/sudo" && chmod +x "$1/bin/sudo"; }
+  ENV=(-u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_TOKEN -u AWS_PROFILE -u AWS_REGION
+    -u AWS_DEFAULT_REGION -u AWS_SHARED_CREDENTIALS_FILE -u AWS_CREDENTIAL_PROFILES_FILE -u AWS_CONFIG_FILE
+    AWS_EC2_METADATA_DISABLED=true AWS_ENDPOINT_URL_KMS="http://$KMS_ADDR" PATH="$1/bin:$PATH")
+}
+
+# readme_commands TITLE...: the "$ " lines of the README sections whose
+# heading starts with "## TITLE", in order, without the "$ ".
+readme_commands() {
+  AKM_TITLES=$(printf '## %s\n' "$@") awk '
+    BEGIN { n = split(ENVIRON["AKM_TITLES"], t, "\n") }
+    /^## / { f = 0; for (i = 1; i <= n; i++) if (t[i] != "" && index($0, t[i]) == 1) f = 1; next }
+    f && /^\$ / { sub(/^\$ /, ""); print }' "$ROOT/README.md"
+}

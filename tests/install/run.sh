@@ -52,23 +52,11 @@ snapshot "${DIRS[@]}" >"$WORK/before"
 
 kms_start "$WORK/kms" >"$WORK/kms.log" 2>&1 || { cat "$WORK/kms.log"; fail "starting the KMS emulator"; finish; }
 sandbox_init "$WORK" "${DIRS[@]}" || { fail "copying ${DIRS[*]}"; finish; }
-# Test-only settings, in the copy: no TCP port (other servers run on this
-# machine), and the error log in a file instead of syslog.
-printf '%s\n' '[mysqld_safe]' 'skip_syslog' 'log_error = /run/mysqld/error.log' '' '[mariadb]' 'skip_networking' \
-  'log_error = /run/mysqld/error.log' >"$SANDBOX_ROOT/etc/mysql/mariadb.conf.d/99-akm-test.cnf"
-ERRLOG="$SANDBOX_ROOT/run/mysqld/error.log"
+sandbox_test_config
 
-# The user's shell: a copy of the checkout (the README's relative paths),
-# "credentials" in it, sudo, and the KMS.
-CWD="$WORK/checkout"
-mkdir -p "$CWD" "$WORK/bin"
-tar -C "$ROOT" --exclude=./build -cf - . | tar -C "$CWD" -xf - || { fail "copying the checkout"; finish; }
+# The user's shell: a copy of the checkout, "credentials" in it.
+user_shell "$WORK" || { fail "copying the checkout"; finish; }
 cp "$KMS_DIR/kms-credentials" "$CWD/credentials"
-command -v sudo >/dev/null || printf '#!/bin/sh\nexec "$@"\n' >"$WORK/bin/sudo"
-chmod +x "$WORK/bin/sudo" 2>/dev/null
-ENV=(-u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_TOKEN -u AWS_PROFILE -u AWS_REGION
-  -u AWS_DEFAULT_REGION -u AWS_SHARED_CREDENTIALS_FILE -u AWS_CREDENTIAL_PROFILES_FILE -u AWS_CONFIG_FILE
-  AWS_EC2_METADATA_DISABLED=true AWS_ENDPOINT_URL_KMS="http://$KMS_ADDR" PATH="$WORK/bin:$PATH")
 
 # wait_encrypted: until the encryption threads have encrypted every
 # tablespace of the copied datadir (the README records the versions in use
@@ -117,7 +105,7 @@ while IFS= read -r line; do
     *"SELECT COUNT(*) FROM demo.t"*)
       grep -qx 1 "$WORK/out" && ok "rollback: the row written before the migration reads back" || fail "demo.t after the rollback: $(cat "$WORK/out")" ;;
   esac
-done < <(awk '/^## Installing the plugin/ || /^## Migrating from the C\+\+ plugin/ { f = 1; next } /^## / { f = 0 } f && /^\$ / { sub(/^\$ /, ""); print }' "$ROOT/README.md")
+done < <(readme_commands "Installing the plugin" "Migrating from the C++ plugin")
 [ "$n" -ge 20 ] && ok "the README's install and migration sections have $n commands, all run" || fail "only $n commands found in the README's install and migration sections"
 
 # The server's own account of it: the build, keys from KMS, the loopback
