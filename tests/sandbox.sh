@@ -69,8 +69,9 @@ sandbox_stop() {
     sleep 0.5
   done
   if kill -0 "$pid" 2>/dev/null; then
-    kill -9 "$pid" 2>/dev/null
+    # mysqld_safe first: it would start a killed server again.
     [ -n "$safe" ] && [ "$(ps -o comm= -p "$safe")" = mysqld_safe ] && kill -9 "$safe" 2>/dev/null
+    kill -9 "$pid" 2>/dev/null
     return 1
   fi
   return 0
