@@ -20,7 +20,9 @@
 #
 # Besides each command's exit status, checks what the README says the
 # user sees, and the rollback: our library configured with the C++
-# plugin's variables plus loose- ones still reads the datadir.
+# plugin's variables plus loose- ones still reads the datadir, and the
+# server's option parsing stops at a plugin variable the library lacks
+# unless it has loose- (why the README prefixes ours for the C++ plugin).
 # Prints "ok"/"FAIL" lines and "N passed, N failed". Bounded (480 s).
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 bounded 480 "$@"
@@ -117,6 +119,20 @@ if grep -q "AWS KMS plugin: starting AWS key management plugin (Go) " "$ERRLOG" 
 else grep "AWS KMS" "$ERRLOG" | tail -5 | sed 's/^/#   /'; fail "error log lines"; fi
 out=$(sandbox mariadb -N -e "SELECT @@aws_key_management_fallback_to_older_version, @@aws_key_management_region" 2>&1)
 [ "$out" = "$(printf '0\teu-central-1')" ] && ok "rollback: loose-aws_key_management_fallback_to_older_version = OFF still applies to this plugin" || fail "variables after the rollback: $out"
+# The rollback's reason for loose-: a variable the loaded library does not
+# have (as ours are to the C++ plugin) in the server's option files stops
+# the server; with loose- it is a warning. The server's own option parsing
+# (--help reads the options and loads the plugins from the configuration).
+for prefix in "" loose-; do
+  printf '[mariadb]\n%saws_key_management_only_in_another_build = 1\n' "$prefix" >"$WORK/extra.cnf"
+  sandbox /usr/sbin/mariadbd --defaults-extra-file="$WORK/extra.cnf" --verbose --help --datadir=/nonexistent >"$WORK/help.out" 2>&1
+  rc=$?
+  if [ -z "$prefix" ] && [ "$rc" != 0 ] && grep -q "\[ERROR\] .*unknown variable 'aws_key_management_only_in_another_build=1'" "$WORK/help.out"; then
+    ok "an aws_key_management_* variable the library lacks stops the server (exit $rc, unknown variable)"
+  elif [ -n "$prefix" ] && [ "$rc" = 0 ] && grep -q "\[Warning\] .*unknown variable 'loose-aws_key_management_only_in_another_build=1'" "$WORK/help.out"; then
+    ok "the same with loose-: a warning, the server goes on"
+  else grep -i 'unknown\|error' "$WORK/help.out" | head -3 | sed 's/^/#   /'; fail "option parsing of ${prefix}aws_key_management_only_in_another_build (exit $rc)"; fi
+done
 # The README's old instruction named the client's plugin directory.
 [ "$(mariadb_config --plugindir 2>/dev/null)" != "$(sandbox /usr/sbin/mariadbd --verbose --help 2>/dev/null | awk '$1 == "plugin-dir" {print $2}' | sed 's:/$::')" ] &&
   ! grep -q 'mariadb_config --plugindir)' "$ROOT/README.md" &&
