@@ -2,6 +2,7 @@
 #   make        build/aws_key_management.so       (release: AWS KMS only)
 #               build/mariadb-aws-keys            (the operator tool: list, verify, rewrap)
 #   make mock   build/mock/aws_key_management.so  (adds aws_key_management_mock)
+#   make deb    build/aws-key-management_<version>_amd64.deb
 #   make test   unit, ABI and mtr tests; installs what it needs
 #   make demo   a private MariaDB on loopback with the plugin
 #   make bench  benchmarks
@@ -9,13 +10,26 @@
 SHELL := /bin/bash
 GO ?= go
 BUILD := build
-GOFLAGS_BUILD := -buildmode=c-shared -trimpath -ldflags='-s -w'
-GO_SOURCES := $(shell find cabi plugin internal -name '*.go' -o -name '*.c' -o -name '*.h' 2>/dev/null) go.mod go.sum
-TOOL_SOURCES := $(shell find cmd/mariadb-aws-keys internal -name '*.go' 2>/dev/null) go.mod go.sum
+# The version and commit a build carries (PLUGIN_DESCRIPTION, the error
+# log, mariadb-aws-keys --version): the VERSION file and git.
+VERSION := $(shell cat VERSION)
+COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)$(shell GIT_OPTIONAL_LOCKS=0 git status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo -dirty)
+BUILDINFO := github.com/mariadb-go/aws_key_management/internal/buildinfo
+LDFLAGS := -s -w -X $(BUILDINFO).Version=$(VERSION) -X $(BUILDINFO).Commit=$(COMMIT)
+GOFLAGS_BUILD := -buildmode=c-shared -trimpath -ldflags='$(LDFLAGS)'
+GO_SOURCES := $(shell find cabi plugin internal -name '*.go' -o -name '*.c' -o -name '*.h' 2>/dev/null) go.mod go.sum $(BUILD)/buildinfo.stamp
+TOOL_SOURCES := $(shell find cmd/mariadb-aws-keys internal -name '*.go' 2>/dev/null) go.mod go.sum $(BUILD)/buildinfo.stamp
 
-.PHONY: all release mock tool deps test lint unit abi keycache mtr tools creds demo bench clean
+.PHONY: all release mock tool deb deps test lint unit abi keycache mtr tools creds install-test deb-test demo bench clean FORCE
 
 all: release tool
+
+# Rewritten only when the version or commit changes, so that a new commit
+# rebuilds the binaries that carry it.
+$(BUILD)/buildinfo.stamp: FORCE
+	@mkdir -p $(@D)
+	@echo '$(VERSION) $(COMMIT)' | cmp -s - $@ || echo '$(VERSION) $(COMMIT)' >$@
+FORCE:
 release: $(BUILD)/aws_key_management.so
 mock: $(BUILD)/mock/aws_key_management.so
 tool: $(BUILD)/mariadb-aws-keys
@@ -23,7 +37,7 @@ tool: $(BUILD)/mariadb-aws-keys
 # The operator tool: plain Go, statically linked (no cgo).
 $(BUILD)/mariadb-aws-keys: $(TOOL_SOURCES)
 	@mkdir -p $(@D)
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $@ ./cmd/mariadb-aws-keys
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='$(LDFLAGS)' -o $@ ./cmd/mariadb-aws-keys
 
 $(BUILD)/aws_key_management.so: $(GO_SOURCES)
 	@mkdir -p $(@D)
@@ -69,6 +83,15 @@ tools: $(BUILD)/aws_key_management.so $(BUILD)/mariadb-aws-keys
 	@scripts/test.sh tools
 creds: $(BUILD)/aws_key_management.so $(BUILD)/mariadb-aws-keys
 	@scripts/test.sh creds
+# (install-test: `make install` would suggest installing into the system.)
+install-test:
+	@scripts/test.sh install
+deb-test:
+	@scripts/test.sh deb
+
+# build/aws-key-management_<version>_amd64.deb (scripts/deb.sh, dpkg-deb).
+deb:
+	@scripts/deb.sh
 
 demo: deps release
 	@scripts/demo.sh

@@ -52,5 +52,7 @@ void akm_log(int kind, const char *msg);
 void akm_get_settings(struct akm_settings *out);
 unsigned long akm_key_spec(void);
 unsigned long akm_log_level(void);
+int akm_fallback(void);
+const char *akm_set_description(const char *build);
 
 #endif

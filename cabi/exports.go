@@ -12,6 +12,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/mariadb-go/aws_key_management/internal/buildinfo"
 	"github.com/mariadb-go/aws_key_management/internal/logtext"
 )
 
@@ -78,6 +79,10 @@ func CurrentKeySpec() string {
 	return keySpecNames[0]
 }
 
+// FallbackToOlderVersion reads aws_key_management_fallback_to_older_version
+// now (it is dynamic).
+func FallbackToOlderVersion() bool { return C.akm_fallback() != 0 }
+
 // CurrentLogLevel reads aws_key_management_log_level now (it is dynamic):
 // 0 Off, 1 Fatal, 2 Error, 3 Warn, 4 Info, 5 Debug, 6 Trace.
 func CurrentLogLevel() int { return int(C.akm_log_level()) }
@@ -125,6 +130,10 @@ func akmGoInit() (ret C.int) {
 		Log{}.Error("no implementation registered")
 		return 1
 	}
+	// The build this server runs, in PLUGIN_DESCRIPTION and the error log.
+	build := C.CString(buildinfo.String())
+	Log{}.Note("starting " + C.GoString(C.akm_set_description(build)))
+	C.free(unsafe.Pointer(build))
 	var cs C.struct_akm_settings
 	C.akm_get_settings(&cs)
 	s := Settings{

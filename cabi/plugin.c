@@ -10,6 +10,7 @@
   kept on the C side.
 */
 #include <my_global.h>
+#include <mysql_version.h>
 #include <typelib.h>
 #include <mysql/plugin_encryption.h>
 #include <mysqld_error.h>
@@ -45,6 +46,7 @@ static unsigned long key_spec;
 static unsigned long log_level;
 static int rotate_key;
 static int request_timeout;
+static my_bool fallback_to_older_version;
 
 static const char *key_spec_names[] = {"AES_128", "AES_256", 0};
 static TYPELIB key_spec_typelib = {array_elements(key_spec_names) - 1, "",
@@ -141,6 +143,15 @@ static MYSQL_SYSVAR_INT(rotate_key, rotate_key, PLUGIN_VAR_RQCMDARG,
   "Set to a key id to add a new version of that key; -1 rotates all keys.",
   NULL, update_rotate, 0, -1, INT_MAX, 1);
 
+/* Not in the C++ plugin. Dynamic: Go reads it at each lookup (akm_fallback). */
+static MYSQL_SYSVAR_BOOL(fallback_to_older_version, fallback_to_older_version,
+  PLUGIN_VAR_RQCMDARG,
+  "While the latest version of a key cannot be unwrapped, encrypt new data "
+  "with the highest older version that can (ON keeps the server writing). "
+  "OFF: the latest version or nothing (after rotating away from a "
+  "compromised version).",
+  NULL, NULL, 1);
+
 static MYSQL_SYSVAR_INT(request_timeout, request_timeout,
   PLUGIN_VAR_RQCMDARG | PLUGIN_VAR_READONLY,
   "Timeout in milliseconds for connecting to KMS and for each request. "
@@ -231,6 +242,7 @@ static struct st_mysql_sys_var *settings[] = {
   MYSQL_SYSVAR(keyfile_dir),
   MYSQL_SYSVAR(recovery_bundle),
   MYSQL_SYSVAR(recovery_identity),
+  MYSQL_SYSVAR(fallback_to_older_version),
 #ifdef AKM_MOCK
   MYSQL_SYSVAR(mock),
   MYSQL_SYSVAR(mock_faults),
@@ -338,6 +350,21 @@ void akm_get_settings(struct akm_settings *out)
    change them: atomic loads (relaxed: each is a single word, read alone). */
 unsigned long akm_key_spec(void) { return __atomic_load_n(&key_spec, __ATOMIC_RELAXED); }
 unsigned long akm_log_level(void) { return __atomic_load_n(&log_level, __ATOMIC_RELAXED); }
+int akm_fallback(void) { return __atomic_load_n(&fallback_to_older_version, __ATOMIC_RELAXED) != 0; }
+
+/* PLUGIN_DESCRIPTION (information_schema.PLUGINS, SHOW PLUGINS SONAME):
+   the server reads the declaration's pointer when it shows the row, so Go
+   completes the text with this build's version and commit at plugin init
+   (akm_set_description), before the plugin is ready. */
+#define AKM_DESCRIPTION "AWS key management plugin"
+static char description[256] = AKM_DESCRIPTION;
+
+const char *akm_set_description(const char *build)
+{
+  snprintf(description, sizeof description, "%s (Go) %s, built for %s",
+           AKM_DESCRIPTION, build, MARIADB_BASE_VERSION);
+  return description;
+}
 
 /* ---- the encryption plugin --------------------------------------------- */
 
@@ -380,7 +407,7 @@ maria_declare_plugin(aws_key_management)
   &akm_encryption,
   "aws_key_management",
   "aws_key_management Go authors",
-  "AWS key management plugin",
+  description,
   PLUGIN_LICENSE_GPL,
   akm_init,
   akm_deinit,

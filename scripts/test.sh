@@ -3,7 +3,7 @@
 # counting every test of every level. Exits non-zero on any failure; an
 # mtr test that is skipped counts as failed (the suite must run here).
 #   scripts/test.sh            all levels
-#   scripts/test.sh LEVEL...   some of: lint unit build abi keycache release kmscli mtr kms crash tools backup creds
+#   scripts/test.sh LEVEL...   some of the levels in ALL_LEVELS below
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -11,8 +11,11 @@ export PATH="$ROOT/build/tools:$PATH:/usr/local/go/bin"
 export AWS_EC2_METADATA_DISABLED=true
 LOGS="$ROOT/build/test-logs"
 mkdir -p "$LOGS"
+# Every level, in the order a full run takes them (each is a function
+# below; install's is install_level, so as not to shadow install(1)).
+ALL_LEVELS=(lint unit build abi keycache release kmscli mtr kms crash tools backup creds install deb)
 levels=("$@")
-((${#levels[@]})) || levels=(lint unit build abi keycache release kmscli mtr kms crash tools backup creds)
+((${#levels[@]})) || levels=("${ALL_LEVELS[@]}")
 
 PASS=0 FAIL=0
 FAILED_ITEMS=()
@@ -171,9 +174,16 @@ release() {
   else cat "$LOGS/release-sql.log"; bad "INSTALL SONAME"; fi
   out=$(srv_sql -N -e "SELECT CONCAT_WS(',', PLUGIN_STATUS, PLUGIN_TYPE, PLUGIN_MATURITY, PLUGIN_LICENSE) FROM information_schema.PLUGINS WHERE PLUGIN_NAME='aws_key_management'")
   if [ "$out" = "ACTIVE,ENCRYPTION,Stable,GPL" ]; then ok "plugin ACTIVE, ENCRYPTION, Stable, GPL"; else bad "plugin row: '$out'"; fi
+  # Which build is loaded: the version and commit the Makefile linked in.
+  local build; build="$(cat VERSION) commit $(git rev-parse --short=12 HEAD)"
+  out=$(srv_sql -N -e "SELECT PLUGIN_DESCRIPTION FROM information_schema.PLUGINS WHERE PLUGIN_NAME='aws_key_management'")
+  if [[ "$out" == "AWS key management plugin (Go) $build"*", built for mariadb-10.11" ]] &&
+     grep -q "AWS KMS plugin: starting AWS key management plugin (Go) $build" "$log"; then
+    ok "PLUGIN_DESCRIPTION and the error log name this build: $out"
+  else bad "PLUGIN_DESCRIPTION '$out', want this build ($build)"; fi
   out=$(srv_sql -N -e "SELECT GROUP_CONCAT(VARIABLE_NAME ORDER BY VARIABLE_NAME) FROM information_schema.GLOBAL_VARIABLES WHERE VARIABLE_NAME LIKE 'AWS\_KEY\_MANAGEMENT\_%'")
-  if [ "$out" = "AWS_KEY_MANAGEMENT_ENDPOINT_URL,AWS_KEY_MANAGEMENT_KEYFILE_DIR,AWS_KEY_MANAGEMENT_KEY_SPEC,AWS_KEY_MANAGEMENT_LOG_LEVEL,AWS_KEY_MANAGEMENT_MASTER_KEY_ID,AWS_KEY_MANAGEMENT_RECOVERY_BUNDLE,AWS_KEY_MANAGEMENT_RECOVERY_IDENTITY,AWS_KEY_MANAGEMENT_REGION,AWS_KEY_MANAGEMENT_REQUEST_TIMEOUT,AWS_KEY_MANAGEMENT_ROTATE_KEY" ]; then
-    ok "release build has upstream's variables plus keyfile_dir and the recovery ones, and no mock variables"
+  if [ "$out" = "AWS_KEY_MANAGEMENT_ENDPOINT_URL,AWS_KEY_MANAGEMENT_FALLBACK_TO_OLDER_VERSION,AWS_KEY_MANAGEMENT_KEYFILE_DIR,AWS_KEY_MANAGEMENT_KEY_SPEC,AWS_KEY_MANAGEMENT_LOG_LEVEL,AWS_KEY_MANAGEMENT_MASTER_KEY_ID,AWS_KEY_MANAGEMENT_RECOVERY_BUNDLE,AWS_KEY_MANAGEMENT_RECOVERY_IDENTITY,AWS_KEY_MANAGEMENT_REGION,AWS_KEY_MANAGEMENT_REQUEST_TIMEOUT,AWS_KEY_MANAGEMENT_ROTATE_KEY" ]; then
+    ok "release build has upstream's variables plus keyfile_dir, fallback_to_older_version and the recovery ones, and no mock variables"
   else bad "release variables: $out"; fi
   out=$(srv_sql -N -e "SELECT @@aws_key_management_endpoint_url, @@aws_key_management_request_timeout")
   if [ "$out" = "$(printf 'http://%s\t500' "$KMS_ADDR")" ]; then ok "command-line values reach the plugin installed later"; else bad "values: '$out'"; fi
@@ -321,10 +331,24 @@ creds() {
   run_script "credentials files against a real server" tests/creds/run.sh
 }
 
+# (Not named install: that would shadow install(1) in this shell.)
+install_level() {
+  section "install: the README's install, configure, start, check and migration commands, as written, on Debian's server (private copies of its directories)"
+  run_script "README install and migration steps" tests/install/run.sh
+}
+
+deb() {
+  section "deb: make deb, lintian, dpkg -i into Debian's MariaDB, the server started by its init script, dpkg -r/-P"
+  run_script "the Debian package" tests/deb/run.sh
+}
+
 for l in "${levels[@]}"; do
+  if [[ " ${ALL_LEVELS[*]} " != *" $l "* ]]; then
+    echo "unknown level $l (want ${ALL_LEVELS[*]})"; exit 2
+  fi
   case "$l" in
-    lint|unit|build|abi|keycache|release|kmscli|mtr|kms|crash|tools|backup|creds) "$l" ;;
-    *) echo "unknown level $l (want lint unit build abi keycache release kmscli mtr kms crash tools backup creds)"; exit 2 ;;
+    install) install_level ;;
+    *) "$l" ;;
   esac
 done
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/mariadb-go/aws_key_management/internal/buildinfo"
 	"github.com/mariadb-go/aws_key_management/internal/keyops"
 	"github.com/mariadb-go/aws_key_management/internal/kmsbackend"
 	"github.com/mariadb-go/aws_key_management/internal/toolconfig"
@@ -171,6 +172,7 @@ a progress bar too when stderr is a terminal.
 Exit codes: 0 success; 1 the command ran and something failed (a key that does
 not unwrap, a file not re-wrapped, an interruption); 2 nothing was done (bad
 command line or settings, not a key directory, an unusable --to key).`,
+		Version:           buildinfo.String(),
 		SilenceUsage:      true,
 		SilenceErrors:     true,
 		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},

@@ -83,6 +83,13 @@ type Config struct {
 	// version once its key is loaded, so that the ABI layer can serve
 	// them without entering Go.
 	Cache Cache
+	// Fallback returns the current value of the dynamic variable
+	// aws_key_management_fallback_to_older_version: whether new data may
+	// be encrypted with an older version of a key while its latest
+	// version cannot be unwrapped (the default, nil, is true). False trades
+	// availability for never using a version the operator rotated away
+	// from: the latest version or nothing.
+	Fallback func() bool
 }
 
 // Cache is a copy of the loaded keys that is read elsewhere (the C side of
@@ -372,7 +379,7 @@ func (m *Manager) LatestKeyVersion(id uint32) uint32 {
 	switch {
 	case best == latest:
 		return latest
-	case best != 0:
+	case best != 0 && m.fallbackAllowed():
 		m.unwrapLater(id, latest)
 		return best
 	}
@@ -381,6 +388,11 @@ func (m *Manager) LatestKeyVersion(id uint32) uint32 {
 		return latest
 	}
 	return m.fallback(id, latest, err)
+}
+
+// fallbackAllowed reads aws_key_management_fallback_to_older_version.
+func (m *Manager) fallbackAllowed() bool {
+	return m.cfg.Fallback == nil || m.cfg.Fallback()
 }
 
 // unwrapLater starts unwrapping a version in the background unless that
@@ -439,8 +451,12 @@ const maxFallback = 16
 // the safer answer. While KMS is failing no further KMS calls are made
 // (they would fail too); when the latest file itself is damaged, older
 // versions are unwrapped. The latest version is tried again after its
-// backoff, and used as soon as it unwraps.
+// backoff, and used as soon as it unwraps. With the fallback switched off
+// there is no older answer: VersionInvalid.
 func (m *Manager) fallback(id, latest uint32, cause error) uint32 {
+	if !m.fallbackAllowed() {
+		return VersionInvalid
+	}
 	if _, best := m.state(id); best != 0 {
 		return best // loaded meanwhile
 	}

@@ -1518,3 +1518,51 @@ func TestLatestFallsBackDuringOutage(t *testing.T) {
 	}
 	eventually(t, "version 2 once KMS is back", func() bool { return e.m.LatestKeyVersion(7) == 2 })
 }
+
+// aws_key_management_fallback_to_older_version=OFF: while the latest
+// version cannot be unwrapped, LatestKeyVersion answers VersionInvalid
+// instead of an older version, whether the older one is loaded already
+// (KMS down) or would unwrap (the latest file damaged); switched back ON
+// (it is dynamic), the older version serves again.
+func TestLatestNoFallbackWhenSwitchedOff(t *testing.T) {
+	var allow atomic.Bool
+	withFallback := func(c *keys.Config) { c.Fallback = allow.Load }
+
+	dir := t.TempDir()
+	writeKeyFile(t, dir, 7, 1, 16)
+	writeKeyFile(t, dir, 7, 2, 16)
+	e := newEnv(t, dir, nil, withFallback)
+	e.key(t, 7, 1) // version 1 loaded, version 2 not
+	e.fake.set(func(f *fakeKMS) { f.decErr = &mock.Error{Code: "KMSInternalException", Message: "down"} })
+	_, before := e.fake.calls()
+	if v := e.m.LatestKeyVersion(7); v != keys.VersionInvalid {
+		t.Fatalf("fallback off, KMS down: LatestKeyVersion = %d, want VersionInvalid", v)
+	}
+	if _, after := e.fake.calls(); after != before+1 {
+		t.Fatalf("%d Decrypt calls, want 1 (version 2, tried at once)", after-before)
+	}
+	if w := e.log.of("Warning"); len(w) > 0 && strings.Contains(strings.Join(w, "\n"), "cannot be used now") {
+		t.Fatalf("fallback off, yet a fallback was logged: %q", w)
+	}
+	allow.Store(true)
+	if v := e.m.LatestKeyVersion(7); v != 1 {
+		t.Fatalf("fallback back on: LatestKeyVersion = %d, want the loaded version 1", v)
+	}
+
+	dir2 := t.TempDir()
+	writeKeyFile(t, dir2, 8, 1, 16)
+	if err := os.WriteFile(filepath.Join(dir2, "aws-kms-key.8.2"), []byte("garbage, not a KMS blob"), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	allow.Store(false)
+	e2 := newEnv(t, dir2, nil, withFallback)
+	if v := e2.m.LatestKeyVersion(8); v != keys.VersionInvalid {
+		t.Fatalf("fallback off, version 2 damaged: LatestKeyVersion = %d, want VersionInvalid", v)
+	}
+	e2.fake.wantCalls(t, 0, 1) // version 2 only: version 1 is not tried
+	allow.Store(true)
+	e2.clock.Advance(retryMax)
+	if v := e2.m.LatestKeyVersion(8); v != 1 {
+		t.Fatalf("fallback on, version 2 damaged: LatestKeyVersion = %d, want 1", v)
+	}
+}
