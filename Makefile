@@ -1,6 +1,7 @@
 # aws_key_management (Go). Targets a newcomer guesses:
 #   make        build/aws_key_management.so       (release: AWS KMS only)
 #               build/mariadb-aws-keys            (the operator tool: list, verify, rewrap)
+#               build/iam-kms-wrapper             (starts mariadbd with MFA session credentials)
 #   make mock   build/mock/aws_key_management.so  (adds aws_key_management_mock)
 #   make test   unit, ABI and mtr tests; installs what it needs
 #   make demo   a private MariaDB on loopback with the plugin
@@ -12,18 +13,25 @@ BUILD := build
 GOFLAGS_BUILD := -buildmode=c-shared -trimpath -ldflags='-s -w'
 GO_SOURCES := $(shell find cabi plugin internal -name '*.go' -o -name '*.c' -o -name '*.h' 2>/dev/null) go.mod go.sum
 TOOL_SOURCES := $(shell find cmd/mariadb-aws-keys internal -name '*.go' 2>/dev/null) go.mod go.sum
+WRAPPER_SOURCES := $(shell find cmd/iam-kms-wrapper internal/mfawrapper internal/optfile -name '*.go' 2>/dev/null) go.mod go.sum
 
-.PHONY: all release mock tool deps test lint unit abi keycache mtr tools demo bench clean
+.PHONY: all release mock tool wrapper mfa deps test lint unit abi keycache mtr tools demo bench clean
 
-all: release tool
+all: release tool wrapper
 release: $(BUILD)/aws_key_management.so
 mock: $(BUILD)/mock/aws_key_management.so
 tool: $(BUILD)/mariadb-aws-keys
+wrapper: $(BUILD)/iam-kms-wrapper
 
 # The operator tool: plain Go, statically linked (no cgo).
 $(BUILD)/mariadb-aws-keys: $(TOOL_SOURCES)
 	@mkdir -p $(@D)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $@ ./cmd/mariadb-aws-keys
+
+# The MFA start wrapper (iam-kms-wrapper): plain Go, statically linked.
+$(BUILD)/iam-kms-wrapper: $(WRAPPER_SOURCES)
+	@mkdir -p $(@D)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $@ ./cmd/iam-kms-wrapper
 
 $(BUILD)/aws_key_management.so: $(GO_SOURCES)
 	@mkdir -p $(@D)
