@@ -85,6 +85,9 @@ type Client struct {
 	// Warnings are lines for the plugin to log as warnings at start: an
 	// endpoint other than the region's default is one.
 	Warnings []string
+	// Notes are lines for the plugin to log as notes at start: when the
+	// session credentials of AWS_CREDENTIAL_EXPIRATION expire.
+	Notes []string
 }
 
 // New loads the SDK's configuration (credentials chain, shared files,
@@ -147,6 +150,19 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	if awsCfg.Region == "" {
 		awsCfg.Region = DefaultRegion
 	}
+	if awsCfg.Credentials != nil && cfg.Log != nil && cfg.Log.Print != nil {
+		// Credentials that expire are logged, with their expiry, when
+		// the SDK first gets them (and again when it renews them).
+		logAt := cfg.Log.Print
+		awsCfg.Credentials = aws.NewCredentialsCache(&expiryNotice{next: awsCfg.Credentials, now: time.Now, log: func(note, warning string) {
+			if note != "" {
+				logAt(LogInfo, note)
+			}
+			if warning != "" {
+				logAt(LogWarn, warning)
+			}
+		}})
+	}
 	var sdkEndpointErr error
 	count := new(counts)
 	api := kms.NewFromConfig(awsCfg, func(o *kms.Options) {
@@ -191,6 +207,13 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	creds := "the SDK's default credential chain"
 	if credFile != "" {
 		creds = fmt.Sprintf("credentials file %s (from %s), then the SDK's chain", credFile, credWhy)
+	}
+	note, warning := sessionExpiry(getenv, time.Now())
+	if note != "" {
+		c.Notes = append(c.Notes, note)
+	}
+	if warning != "" {
+		c.Warnings = append(c.Warnings, warning)
 	}
 	c.Description = fmt.Sprintf("KMS client for region %s at %s; per-attempt timeout %v, %d attempts; credentials: %s",
 		awsCfg.Region, where, attempt, MaxAttempts, creds)
