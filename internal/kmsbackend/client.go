@@ -66,6 +66,9 @@ type Config struct {
 	Log *Logger
 	// Getenv reads the environment; nil means os.Getenv.
 	Getenv func(string) string
+	// Credentials, if set, replace the SDK's credential chain (the
+	// operator tool's MFA session credentials).
+	Credentials aws.CredentialsProvider
 }
 
 // Client makes the plugin's KMS calls.
@@ -116,6 +119,9 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		// The SDK reads AWS_SHARED_CREDENTIALS_FILE itself; the others
 		// are named explicitly. The file's region line counts too.
 		opts = append(opts, config.WithSharedCredentialsFiles([]string{credFile}))
+	}
+	if cfg.Credentials != nil {
+		opts = append(opts, config.WithCredentialsProvider(cfg.Credentials))
 	}
 	opts = append(opts, config.WithLogger(sdkLogger{cfg.Log}), config.WithClientLogMode(0))
 	attempt := cfg.RequestTimeout

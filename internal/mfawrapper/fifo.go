@@ -164,12 +164,21 @@ func checkCode(b []byte, path string) (string, error) {
 	if len(s) > 0 && s[len(s)-1] == '\r' {
 		s = s[:len(s)-1]
 	}
-	ok := len(s) == 6
-	for i := 0; ok && i < len(s); i++ {
-		ok = s[i] >= '0' && s[i] <= '9'
-	}
-	if !ok {
+	if !ValidCode(s) {
 		return "", fmt.Errorf("MFA code from %s: want six digits (as the MFA device shows them), got %d characters that are not", path, len(s))
 	}
 	return s, nil
+}
+
+// ValidCode reports whether s is an MFA code: six ASCII digits.
+func ValidCode(s string) bool {
+	if len(s) != 6 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }

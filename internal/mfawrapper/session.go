@@ -25,9 +25,9 @@ const DefaultRegion = "us-east-1"
 
 // NewSTS builds an STS client from the SDK's standard configuration:
 // credentials chain, region, AWS_ENDPOINT_URL_STS / AWS_ENDPOINT_URL and
-// the shared config files.
-func NewSTS(ctx context.Context) (*sts.Client, error) {
-	cfg, err := config.LoadDefaultConfig(ctx)
+// the shared config files; opts add to it.
+func NewSTS(ctx context.Context, opts ...func(*config.LoadOptions) error) (*sts.Client, error) {
+	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("loading AWS configuration: %w", err)
 	}
@@ -69,6 +69,9 @@ func GetSession(ctx context.Context, api STS, serial, code string, duration time
 func advice(err error) string {
 	var ae smithy.APIError
 	if !errors.As(err, &ae) {
+		if strings.Contains(err.Error(), "get identity") {
+			return "; no usable AWS credentials for the STS call: set AWS_PROFILE, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or a credentials file"
+		}
 		return " (check the network path to STS and AWS_ENDPOINT_URL_STS)"
 	}
 	switch ae.ErrorCode() {
