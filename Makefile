@@ -75,6 +75,8 @@ mtr: $(BUILD)/mock/aws_key_management.so
 	@scripts/test.sh mtr
 tools: $(BUILD)/aws_key_management.so $(BUILD)/mariadb-aws-keys
 	@scripts/test.sh tools
+mfa: $(BUILD)/aws_key_management.so $(BUILD)/mariadb-aws-keys $(BUILD)/iam-kms-wrapper
+	@scripts/test.sh mfa
 
 demo: deps release
 	@scripts/demo.sh
