@@ -225,13 +225,20 @@ if [ "$rc" = 2 ] && grep -q "config file $WORK/typo.config, \[kms\]: unknown set
   ok "a config file with a misspelt setting: exit 2 naming the file and the setting"
 else fail "typo config: exit $rc: $(cat "$WORK/wrapper.err")"; fi
 
-# 4. disable-key / enable-key with MFA (the key administrator's
-# credentials are the same file here), around a start.
-TOOL_ENV=("${AWS_ENV[@]}")
-if env "${TOOL_ENV[@]}" "$TOOL" disable-key --no-defaults --endpoint-url "http://$KMS_ADDR" --key-id "$ARN" \
-     --mfa-serial "$ADMIN_MFA" --mfa-code "$ADMIN_CODE" >"$WORK/tool.out" 2>"$WORK/tool.err" &&
-   [ "$(head -1 "$WORK/tool.out")" = "$ARN: Disabled" ]; then
-  ok "mariadb-aws-keys disable-key with MFA: $(head -1 "$WORK/tool.out")"
+# 4. disable-key / enable-key with MFA, as the README writes them: the
+# key administrator's profile MDBEncAdmin (the emulator's one static key
+# pair under that name), the region from the key ARN, the device's code
+# changing between the two calls.
+ADMIN_CREDS="$WORK/admin-credentials"
+printf '[MDBEncAdmin]\naws_access_key_id = %s\naws_secret_access_key = %s\n' "$KMS_ACCESS_KEY" "$KMS_SECRET" >"$ADMIN_CREDS"
+TOOL_ENV=(-u AWS_REGION)
+for e in "${AWS_ENV[@]}"; do [[ $e == AWS_REGION=* ]] || TOOL_ENV+=("$e"); done
+TOOL_ENV+=(AWS_SHARED_CREDENTIALS_FILE="$ADMIN_CREDS" AWS_ENDPOINT_URL_KMS="http://$KMS_ADDR" PATH="$ROOT/build:$PATH")
+control mfa-devices "{\"SerialNumber\":\"$ADMIN_MFA\",\"Code\":\"575290\"}" || fail "MFA code 575290"
+if env "${TOOL_ENV[@]}" bash -c "AWS_PROFILE=MDBEncAdmin mariadb-aws-keys disable-key --key-id $ARN --mfa-serial $ADMIN_MFA --mfa-code 575290" \
+     >"$WORK/tool.out" 2>"$WORK/tool.err" && [ "$(head -1 "$WORK/tool.out")" = "$ARN: Disabled" ] &&
+   grep -q "^MFA session credentials used; they expire at 20" "$WORK/tool.out"; then
+  ok "AWS_PROFILE=MDBEncAdmin mariadb-aws-keys disable-key --key-id ARN --mfa-serial ... --mfa-code 575290: $(head -1 "$WORK/tool.out")"
 else fail "disable-key: $(cat "$WORK/tool.out" "$WORK/tool.err")"; fi
 : >"$LOG"
 wrap_start "$CFG"
@@ -242,11 +249,15 @@ if wait_fifo; then
     ok "master key disabled: the server does not start; its log names the key and says to enable it"
   else grep -E "AWS KMS|ERROR" "$LOG" | tail -5; fail "disabled key: no clear line in the error log"; fi
 else fail "disabled key: no FIFO"; fi
-if env "${TOOL_ENV[@]}" "$TOOL" enable-key --no-defaults --endpoint-url "http://$KMS_ADDR" --key-id "$ARN" \
-     --mfa-serial "$ADMIN_MFA" --mfa-code "$ADMIN_CODE" --json >"$WORK/tool.out" 2>"$WORK/tool.err" &&
-   grep -q '"state": "Enabled"' "$WORK/tool.out"; then
-  ok "mariadb-aws-keys enable-key with MFA --json: state Enabled"
+control mfa-devices "{\"SerialNumber\":\"$ADMIN_MFA\",\"Code\":\"799870\"}" || fail "MFA code 799870"
+if env "${TOOL_ENV[@]}" bash -c "AWS_PROFILE=MDBEncAdmin mariadb-aws-keys enable-key --key-id $ARN --mfa-serial $ADMIN_MFA --mfa-code 799870" \
+     >"$WORK/tool.out" 2>"$WORK/tool.err" && [ "$(head -1 "$WORK/tool.out")" = "$ARN: Enabled" ]; then
+  ok "AWS_PROFILE=MDBEncAdmin mariadb-aws-keys enable-key ... --mfa-code 799870: $(head -1 "$WORK/tool.out")"
 else fail "enable-key: $(cat "$WORK/tool.out" "$WORK/tool.err")"; fi
+if env "${TOOL_ENV[@]}" AWS_PROFILE=MDBEncAdmin "$TOOL" enable-key --key-id "$ARN" --json >"$WORK/tool.out" 2>"$WORK/tool.err" &&
+   grep -q '"state": "Enabled"' "$WORK/tool.out" && ! grep -q mfa_session "$WORK/tool.out"; then
+  ok "enable-key --json without MFA (the administrator's own credentials): state Enabled"
+else fail "enable-key --json: $(cat "$WORK/tool.out" "$WORK/tool.err")"; fi
 : >"$LOG"
 wrap_start "$CFG"
 if wait_fifo && echo $DBA_CODE > "$FIFO" && wait_server && [ "$(q -e 'SELECT SUM(a) FROM d.t')" = 6 ]; then
