@@ -94,6 +94,7 @@ build() {
   if make -s release >"$LOGS/build.log" 2>&1; then ok "make (build/aws_key_management.so)"; else cat "$LOGS/build.log"; bad "make"; fi
   if make -s mock >>"$LOGS/build.log" 2>&1; then ok "make mock (build/mock/aws_key_management.so)"; else cat "$LOGS/build.log"; bad "make mock"; fi
   if make -s tool >>"$LOGS/build.log" 2>&1 && build/mariadb-aws-keys --help >/dev/null; then ok "make tool (build/mariadb-aws-keys)"; else cat "$LOGS/build.log"; bad "make tool"; fi
+  if make -s wrapper >>"$LOGS/build.log" 2>&1 && build/iam-kms-wrapper --help >/dev/null; then ok "make wrapper (build/iam-kms-wrapper)"; else cat "$LOGS/build.log"; bad "make wrapper"; fi
   # CMakeLists.txt builds the same library (mock here, so the ABI host
   # can drive it).
   local d; d=$(mktemp -d)
