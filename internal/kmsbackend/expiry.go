@@ -17,10 +17,12 @@ const ExpirationVariable = "AWS_CREDENTIAL_EXPIRATION"
 
 // sessionExpiry reads AWS_CREDENTIAL_EXPIRATION and returns the lines to
 // log at start: a note while the session lasts, a warning once it has
-// ended or when the value cannot be read.
+// ended or when the value cannot be read. It counts only next to
+// credentials in the environment (AWS_ACCESS_KEY_ID and
+// AWS_SECRET_ACCESS_KEY), which the SDK's chain uses first.
 func sessionExpiry(getenv func(string) string, now time.Time) (note, warning string) {
 	v := strings.TrimSpace(getenv(ExpirationVariable))
-	if v == "" {
+	if v == "" || getenv("AWS_ACCESS_KEY_ID") == "" || getenv("AWS_SECRET_ACCESS_KEY") == "" {
 		return "", ""
 	}
 	t, err := time.Parse(time.RFC3339, v)

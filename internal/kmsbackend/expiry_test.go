@@ -13,8 +13,11 @@ func TestSessionExpiry(t *testing.T) {
 	now := time.Date(2026, 12, 2, 1, 0, 0, 0, time.UTC)
 	env := func(v string) func(string) string {
 		return func(k string) string {
-			if k == ExpirationVariable {
+			switch k {
+			case ExpirationVariable:
 				return v
+			case "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY":
+				return "set"
 			}
 			return ""
 		}
@@ -31,6 +34,17 @@ func TestSessionExpiry(t *testing.T) {
 			!strings.HasPrefix(warning, tc.warning) || (tc.warning == "") != (warning == "") {
 			t.Errorf("%q: note %q, warning %q", tc.v, note, warning)
 		}
+	}
+	// Without credentials in the environment the variable says nothing
+	// about the credentials in use.
+	onlyExp := func(k string) string {
+		if k == ExpirationVariable {
+			return "2026-12-02T01:15:00Z"
+		}
+		return ""
+	}
+	if note, warning := sessionExpiry(onlyExp, now); note != "" || warning != "" {
+		t.Errorf("no environment credentials: note %q, warning %q", note, warning)
 	}
 }
 
