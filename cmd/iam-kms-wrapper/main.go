@@ -77,8 +77,14 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "iam-kms-wrapper: command %s: %v\n", fs.Arg(0), err)
 		return 2
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	defer stop()
+	// A signal while waiting (systemctl stop, Ctrl-C) ends the wait; the
+	// FIFO is removed and the error names the signal.
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	go func() { cancel(fmt.Errorf("stopped by signal %v", <-sigs)) }()
 	api, err := mfawrapper.NewSTS(ctx)
 	if err != nil {
 		fmt.Fprintf(stderr, "iam-kms-wrapper: %v\n", err)
@@ -90,7 +96,7 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "iam-kms-wrapper: %v; %s not started\n", err, path)
 		return 1
 	}
-	stop()
+	signal.Stop(sigs) // the server sets up its own handlers
 	err = syscall.Exec(path, fs.Args(), env)
 	fmt.Fprintf(stderr, "iam-kms-wrapper: starting %s: %v\n", path, err)
 	return 1

@@ -208,7 +208,7 @@ refuse() {
 }
 refuse "a wrong code" $'000000\n' "MultiFactorAuthentication failed with invalid MFA one time pass code"
 refuse "a code of letters" $'12ab56\n' "want six digits"
-refuse "SIGTERM while waiting" TERM "waiting for the MFA code"
+refuse "SIGTERM while waiting" TERM "waiting for the MFA code: stopped by signal terminated"
 sed 's/^kms_mfa_timeout = 60$/kms_mfa_timeout = 2/' "$CFG" >"$WORK/short.config"
 refuse "no code within kms_mfa_timeout = 2" "" "no MFA code arrived in time (waited 2s" "$WORK/short.config"
 echo "not a fifo" >"$FIFO"
