@@ -211,7 +211,16 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		cfg.Log.Endpoint = where
 	}
 	creds := "the SDK's default credential chain"
-	if credFile != "" {
+	switch {
+	case cfg.Credentials != nil:
+		creds = "given by the caller"
+	case getenv("AWS_ACCESS_KEY_ID") != "" && getenv("AWS_SECRET_ACCESS_KEY") != "":
+		// The SDK's chain takes these first, before any file.
+		creds = "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY from the environment"
+		if getenv("AWS_SESSION_TOKEN") != "" {
+			creds += ", with AWS_SESSION_TOKEN (session credentials)"
+		}
+	case credFile != "":
 		creds = fmt.Sprintf("credentials file %s (from %s), then the SDK's chain", credFile, credWhy)
 	}
 	note, warning := sessionExpiry(getenv, time.Now())

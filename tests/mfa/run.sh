@@ -158,6 +158,9 @@ if tr '\0' '\n' <"/proc/$srv_pid/environ" | grep -q '^AWS_ACCESS_KEY_ID=ASIA' &&
    tr '\0' '\n' <"/proc/$srv_pid/environ" | grep -q '^AWS_CREDENTIAL_EXPIRATION=20'; then
   ok "the server's environment holds the session's ASIA key, its token and AWS_CREDENTIAL_EXPIRATION"
 else fail "server environment: $(tr '\0' '\n' <"/proc/$srv_pid/environ" | grep '^AWS_' | cut -c1-40)"; fi
+if grep -q "AWS KMS plugin: KMS client for region $KMS_REGION at http://$KMS_ADDR; .*credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY from the environment, with AWS_SESSION_TOKEN (session credentials)" "$LOG"; then
+  ok "the plugin says it uses the session credentials of its environment"
+else grep "KMS client for" "$LOG"; fail "the plugin's client line does not name the environment's session credentials"; fi
 if grep -qE "\[Note\] .*AWS KMS plugin: session credentials expire at 20[0-9-]+ [0-9:]+ UTC \(in 1[45] min\)" "$LOG"; then
   ok "the plugin logs when its session credentials expire: $(grep -o 'session credentials expire at [^;]*' "$LOG" | head -1)"
 else grep "AWS KMS plugin" "$LOG" | tail -5; fail "no session expiry line in the error log"; fi
