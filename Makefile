@@ -1,6 +1,7 @@
 # aws_key_management (Go). Targets a newcomer guesses:
 #   make        build/aws_key_management.so       (release: AWS KMS only)
 #               build/mariadb-aws-keys            (the operator tool: list, verify, rewrap)
+#               build/iam-kms-wrapper             (starts mariadbd with MFA session credentials)
 #   make mock   build/mock/aws_key_management.so  (adds aws_key_management_mock)
 #   make deb    build/aws-key-management_<version>_amd64.deb
 #   make test   unit, ABI and mtr tests; installs what it needs
@@ -19,10 +20,11 @@ LDFLAGS := -s -w -X $(BUILDINFO).Version=$(VERSION) -X $(BUILDINFO).Commit=$(COM
 GOFLAGS_BUILD := -buildmode=c-shared -trimpath -ldflags='$(LDFLAGS)'
 GO_SOURCES := $(shell find cabi plugin internal -name '*.go' -o -name '*.c' -o -name '*.h' 2>/dev/null) go.mod go.sum $(BUILD)/buildinfo.stamp
 TOOL_SOURCES := $(shell find cmd/mariadb-aws-keys internal -name '*.go' 2>/dev/null) go.mod go.sum $(BUILD)/buildinfo.stamp
+WRAPPER_SOURCES := $(shell find cmd/iam-kms-wrapper internal/mfawrapper internal/optfile -name '*.go' 2>/dev/null) go.mod go.sum $(BUILD)/buildinfo.stamp
 
-.PHONY: all release mock tool deb deps test lint unit abi keycache mtr tools creds install-test deb-test demo bench clean FORCE
+.PHONY: all release mock tool wrapper mfa deb deps test lint unit abi keycache mtr tools creds install-test deb-test demo bench clean FORCE
 
-all: release tool
+all: release tool wrapper
 
 # Rewritten only when the version or commit changes, so that a new commit
 # rebuilds the binaries that carry it.
@@ -33,11 +35,17 @@ FORCE:
 release: $(BUILD)/aws_key_management.so
 mock: $(BUILD)/mock/aws_key_management.so
 tool: $(BUILD)/mariadb-aws-keys
+wrapper: $(BUILD)/iam-kms-wrapper
 
 # The operator tool: plain Go, statically linked (no cgo).
 $(BUILD)/mariadb-aws-keys: $(TOOL_SOURCES)
 	@mkdir -p $(@D)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='$(LDFLAGS)' -o $@ ./cmd/mariadb-aws-keys
+
+# The MFA start wrapper (iam-kms-wrapper): plain Go, statically linked.
+$(BUILD)/iam-kms-wrapper: $(WRAPPER_SOURCES)
+	@mkdir -p $(@D)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='$(LDFLAGS)' -o $@ ./cmd/iam-kms-wrapper
 
 $(BUILD)/aws_key_management.so: $(GO_SOURCES)
 	@mkdir -p $(@D)
@@ -92,6 +100,8 @@ deb-test:
 # build/aws-key-management_<version>_amd64.deb (scripts/deb.sh, dpkg-deb).
 deb:
 	@scripts/deb.sh
+mfa: $(BUILD)/aws_key_management.so $(BUILD)/mariadb-aws-keys $(BUILD)/iam-kms-wrapper
+	@scripts/test.sh mfa
 
 demo: deps release
 	@scripts/demo.sh

@@ -39,6 +39,9 @@ func newAWS(s cabi.Settings, log cabi.Log) (keys.KMS, error) {
 		return nil, err
 	}
 	log.Note(c.Description)
+	for _, n := range c.Notes {
+		log.Note(n)
+	}
 	for _, w := range c.Warnings {
 		log.Warning(w)
 	}

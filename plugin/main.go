@@ -148,6 +148,17 @@ func preload(mgr *keys.Manager, kms keys.KMS, s cabi.Settings, log cabi.Log) {
 		res.Loaded, res.Versions, res.Elapsed.Round(time.Millisecond), preloadParallel)
 	if res.Failed > 0 {
 		log.Warning(msg + fmt.Sprintf("; %d failed and will be tried again on first use", res.Failed))
+		// A cause only the operator can fix (a disabled master key, an
+		// expired session) is said now, in upstream's words plus what to
+		// do: the server may not get as far as a first use.
+		if a := keys.Advice(res.FirstErr); a != "" {
+			var ke keys.KMSError
+			text := res.FirstErr.Error()
+			if errors.As(res.FirstErr, &ke) {
+				text = ke.Error()
+			}
+			log.KMSError(fmt.Sprintf("%s (at start, %d of %d key versions); %s", text, res.Failed, res.Versions, a))
+		}
 		return
 	}
 	log.Note(msg)

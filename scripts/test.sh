@@ -13,7 +13,7 @@ LOGS="$ROOT/build/test-logs"
 mkdir -p "$LOGS"
 # Every level, in the order a full run takes them (each is a function
 # below; install's is install_level, so as not to shadow install(1)).
-ALL_LEVELS=(lint unit build abi keycache release kmscli mtr kms crash tools backup creds install deb)
+ALL_LEVELS=(lint unit build abi keycache release kmscli mtr kms crash tools backup creds mfa install deb)
 levels=("$@")
 ((${#levels[@]})) || levels=("${ALL_LEVELS[@]}")
 
@@ -97,6 +97,7 @@ build() {
   if make -s release >"$LOGS/build.log" 2>&1; then ok "make (build/aws_key_management.so)"; else cat "$LOGS/build.log"; bad "make"; fi
   if make -s mock >>"$LOGS/build.log" 2>&1; then ok "make mock (build/mock/aws_key_management.so)"; else cat "$LOGS/build.log"; bad "make mock"; fi
   if make -s tool >>"$LOGS/build.log" 2>&1 && build/mariadb-aws-keys --help >/dev/null; then ok "make tool (build/mariadb-aws-keys)"; else cat "$LOGS/build.log"; bad "make tool"; fi
+  if make -s wrapper >>"$LOGS/build.log" 2>&1 && build/iam-kms-wrapper --help >/dev/null; then ok "make wrapper (build/iam-kms-wrapper)"; else cat "$LOGS/build.log"; bad "make wrapper"; fi
   # CMakeLists.txt builds the same library (mock here, so the ABI host
   # can drive it).
   local d; d=$(mktemp -d)
@@ -340,6 +341,12 @@ install_level() {
 deb() {
   section "deb: make deb, lintian, dpkg -i into Debian's MariaDB, the server started by its init script, dpkg -r/-P"
   run_script "the Debian package" tests/deb/run.sh
+}
+
+mfa() {
+  section "mfa: iam-kms-wrapper, session expiry and enable/disable-key with MFA, release build in a real mariadbd"
+  if ! make -s release tool wrapper >"$LOGS/mfa-build.log" 2>&1; then cat "$LOGS/mfa-build.log"; bad "make release tool wrapper"; return; fi
+  run_script "MFA start wrapper and key enable/disable" tests/mfa/run.sh
 }
 
 for l in "${levels[@]}"; do

@@ -9,5 +9,8 @@
 // file (atomically) once it listens, logs one line per request, and stops
 // on SIGTERM or SIGINT, or by itself after -max-lifetime (default 2h).
 // The control endpoints under /_emulator/ (see internal/kmstest) take no
-// signature: never expose the emulator beyond loopback.
+// signature: never expose the emulator beyond loopback. STS
+// GetSessionToken is on the same address (point AWS_ENDPOINT_URL_STS at
+// it); -mfa-device SERIAL=CODE adds a virtual MFA device and
+// -require-mfa makes the key policy demand MFA session credentials.
 package main

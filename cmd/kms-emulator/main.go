@@ -45,8 +45,10 @@ func run(args []string, stderr io.Writer) error {
 	seedHex := fs.String("seed", "", "`hex` seed of the key material (empty: random, blobs die with the process)")
 	logPath := fs.String("log", "", "request log `file` (default: stderr)")
 	maxLife := fs.Duration("max-lifetime", 2*time.Hour, "exit by itself after this `duration`")
-	var keys keyFlags
+	requireMFA := fs.Bool("require-mfa", false, "key policy: Encrypt, Decrypt, ReEncrypt and GenerateDataKey* need MFA session credentials (STS GetSessionToken with a code)")
+	var keys, mfaDevices keyFlags
 	fs.Var(&keys, "key", "create key `ID[=alias/a,alias/b]` at start (repeatable)")
+	fs.Var(&mfaDevices, "mfa-device", "virtual MFA device `SERIAL=CODE` for STS GetSessionToken: the six-digit code it accepts (repeatable)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -75,8 +77,17 @@ func run(args []string, stderr io.Writer) error {
 	emu := kmstest.New(kmstest.Config{
 		Region: *region, AccountID: *account,
 		AccessKeyID: *akid, SecretAccessKey: *secret, SessionToken: *token,
-		Seed: seed, Log: logw,
+		Seed: seed, Log: logw, RequireMFA: *requireMFA,
 	})
+	for _, d := range mfaDevices {
+		serial, code, ok := strings.Cut(d, "=")
+		if !ok {
+			return fmt.Errorf("-mfa-device %q: want SERIAL=CODE", d)
+		}
+		if err := emu.SetMFADevice(serial, code); err != nil {
+			return fmt.Errorf("-mfa-device: %w", err)
+		}
+	}
 	for _, k := range keys {
 		if err := createKey(emu, k); err != nil {
 			return err

@@ -170,7 +170,7 @@ func withoutEndpointWarning(stderr string) string {
 // examples for each command, nothing on stderr.
 func TestHelp(t *testing.T) {
 	w := newWorld(t)
-	for _, args := range [][]string{{"--help"}, {"help"}, {"list", "--help"}, {"verify", "--help"}, {"rewrap", "--help"}, {"help", "rewrap"}} {
+	for _, args := range [][]string{{"--help"}, {"help"}, {"list", "--help"}, {"verify", "--help"}, {"rewrap", "--help"}, {"help", "rewrap"}, {"enable-key", "--help"}, {"disable-key", "--help"}} {
 		r := w.runEnv(nil, args...)
 		if r.code != 0 || r.stderr != "" || !strings.Contains(r.stdout, "Usage:") {
 			t.Errorf("%v: exit %d, stderr %q, stdout %.200q", args, r.code, r.stderr, r.stdout)

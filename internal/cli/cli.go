@@ -139,8 +139,7 @@ type app struct {
 	verbose    bool
 }
 
-// Command groups of the help. The KMS-key group is where enable-key and
-// disable-key go (a later issue).
+// Command groups of the help.
 const (
 	groupKeyFiles = "key-files"
 	groupKMSKeys  = "kms-keys"
@@ -195,10 +194,8 @@ command line or settings, not a key directory, an unusable --to key).`,
 	root.AddCommand(a.listCommand(), a.verifyCommand(), a.rewrapCommand())
 	root.AddGroup(&cobra.Group{ID: groupRecovery, Title: "Recovery without KMS:"})
 	root.AddCommand(a.keygenCommand(), a.exportCommand(), a.importCommand())
-	// Commands on KMS keys themselves (enable-key, disable-key) come in
-	// a later issue, in a group of their own:
-	//   root.AddGroup(&cobra.Group{ID: groupKMSKeys, Title: "KMS keys:"})
-	//   root.AddCommand(a.enableKeyCommand(), a.disableKeyCommand())
+	root.AddGroup(&cobra.Group{ID: groupKMSKeys, Title: "KMS keys:"})
+	root.AddCommand(a.enableKeyCommand(), a.disableKeyCommand())
 	return root
 }
 

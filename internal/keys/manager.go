@@ -673,13 +673,35 @@ func (m *Manager) decrypt(ctx context.Context, blob []byte, where string) ([]byt
 
 // logKMS logs a failed KMS call: the backend's own text (upstream's
 // words) when it has one.
+// A failure with advice (an expired session, a disabled master key) has
+// it added after "; ".
 func (m *Manager) logKMS(err error, where string) {
 	var ke KMSError
 	if errors.As(err, &ke) {
-		m.cfg.Log.KMSError(ke.Error() + where)
+		m.cfg.Log.KMSError(ke.Error() + where + withAdvice(err))
 		return
 	}
-	m.cfg.Log.KMSError(logtext.OneLine(err.Error(), 1024) + where)
+	m.cfg.Log.KMSError(logtext.OneLine(err.Error(), 1024) + where + withAdvice(err))
+}
+
+// advice is implemented by the backends' errors (kmserr.Error.Advice):
+// what a failure only the operator can fix means, and what to do.
+type advice interface{ Advice() string }
+
+// Advice returns err's advice, or "".
+func Advice(err error) string {
+	var a advice
+	if errors.As(err, &a) {
+		return a.Advice()
+	}
+	return ""
+}
+
+func withAdvice(err error) string {
+	if a := Advice(err); a != "" {
+		return "; " + a
+	}
+	return ""
 }
 
 // transient reports whether trying the same unwrap again may succeed.
@@ -764,6 +786,9 @@ func (m *Manager) generate(id, ver uint32) error {
 			return errClosed
 		}
 		m.logKMS(err, "")
+		if a := Advice(err); a != "" {
+			m.cfg.Log.ClientWarning(fmt.Sprintf("AWS KMS refused a new data key for key id=%d: %s", id, a))
+		}
 		return fmt.Errorf("generating data key: %w", err)
 	}
 	key, err := m.decrypt(ctx, blob, "")

@@ -872,6 +872,8 @@ func TestDecryptFailureBackoff(t *testing.T) {
 	e.fake.wantCalls(t, 0, 9)
 }
 
+const disabledAdvice = "the KMS master key is disabled: nothing can be wrapped or unwrapped with it until it is enabled (mariadb-aws-keys enable-key, or aws kms enable-key --key-id KEY)"
+
 func TestGenerateFailureBackoff(t *testing.T) {
 	e := newEnv(t, "", nil)
 	e.fake.set(func(f *fakeKMS) { f.genErr = &mock.Error{Code: "DisabledException", Message: "key is disabled"} })
@@ -883,7 +885,8 @@ func TestGenerateFailureBackoff(t *testing.T) {
 	}
 	invalid("first")
 	e.fake.wantCalls(t, 1, 0)
-	e.log.want(t, "Error", "AWS KMS plugin : KMS Client API 'GenerateDataKeyWithoutPlaintext' failed : DisabledException - key is disabled")
+	e.log.want(t, "Error", "AWS KMS plugin : KMS Client API 'GenerateDataKeyWithoutPlaintext' failed : DisabledException - key is disabled; "+disabledAdvice)
+	e.log.want(t, "ClientWarning", "AWS KMS refused a new data key for key id=3: "+disabledAdvice)
 	if e.exists(3, 1) {
 		t.Fatal("key file created although generation failed")
 	}

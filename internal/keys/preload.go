@@ -33,6 +33,8 @@ type PreloadConfig struct {
 type PreloadResult struct {
 	Versions, Loaded, Failed int
 	Elapsed                  time.Duration
+	// FirstErr is the first failure's error (nil if none failed).
+	FirstErr error
 }
 
 // Preload unwraps every key version on disk, at most cfg.Parallel at a
@@ -157,6 +159,9 @@ func (m *Manager) Preload(ctx context.Context, cfg PreloadConfig) PreloadResult 
 					pauseLen /= 2 // KMS keeps up again: shorten the next pause
 				} else {
 					res.Failed++
+					if res.FirstErr == nil {
+						res.FirstErr = err
+					}
 				}
 				mu.Unlock()
 			}

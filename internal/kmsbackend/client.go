@@ -65,6 +65,9 @@ type Config struct {
 	Log *Logger
 	// Getenv reads the environment; nil means os.Getenv.
 	Getenv func(string) string
+	// Credentials, if set, replace the SDK's credential chain (the
+	// operator tool's MFA session credentials).
+	Credentials aws.CredentialsProvider
 }
 
 // Client makes the plugin's KMS calls.
@@ -84,6 +87,9 @@ type Client struct {
 	// Warnings are lines for the plugin to log as warnings at start: an
 	// endpoint other than the region's default is one.
 	Warnings []string
+	// Notes are lines for the plugin to log as notes at start: when the
+	// session credentials of AWS_CREDENTIAL_EXPIRATION expire.
+	Notes []string
 }
 
 // New loads the SDK's configuration (credentials chain, shared files,
@@ -118,6 +124,9 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		return nil, err
 	}
 	opts = append(opts, files.loadOptions()...)
+	if cfg.Credentials != nil {
+		opts = append(opts, config.WithCredentialsProvider(cfg.Credentials))
+	}
 	opts = append(opts, config.WithLogger(sdkLogger{cfg.Log}), config.WithClientLogMode(0))
 	attempt := cfg.RequestTimeout
 	if attempt <= 0 {
@@ -150,6 +159,19 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	if awsCfg.Region == "" {
 		awsCfg.Region = DefaultRegion
+	}
+	if awsCfg.Credentials != nil && cfg.Log != nil && cfg.Log.Print != nil {
+		// Credentials that expire are logged, with their expiry, when
+		// the SDK first gets them (and again when it renews them).
+		logAt := cfg.Log.Print
+		awsCfg.Credentials = aws.NewCredentialsCache(&expiryNotice{next: awsCfg.Credentials, now: time.Now, log: func(note, warning string) {
+			if note != "" {
+				logAt(LogInfo, note)
+			}
+			if warning != "" {
+				logAt(LogWarn, warning)
+			}
+		}})
 	}
 	var sdkEndpointErr error
 	count := new(counts)
@@ -193,11 +215,27 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		cfg.Log.Endpoint = where
 	}
 	creds := "the SDK's default credential chain"
-	if credFile != "" {
+	switch {
+	case cfg.Credentials != nil:
+		creds = "given by the caller"
+	case getenv("AWS_ACCESS_KEY_ID") != "" && getenv("AWS_SECRET_ACCESS_KEY") != "":
+		// The SDK's chain takes these first, before any file.
+		creds = "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY from the environment"
+		if getenv("AWS_SESSION_TOKEN") != "" {
+			creds += ", with AWS_SESSION_TOKEN (session credentials)"
+		}
+	case credFile != "":
 		creds = fmt.Sprintf("credentials file %s (from %s), then the SDK's chain", credFile, credWhy)
 	}
 	if profile, program := credentialProcess(awsCfg.ConfigSources); program != "" {
 		creds += fmt.Sprintf("; profile %q gets them by running %s (credential_process; arguments not shown)", profile, program)
+	}
+	note, warning := sessionExpiry(getenv, time.Now())
+	if note != "" {
+		c.Notes = append(c.Notes, note)
+	}
+	if warning != "" {
+		c.Warnings = append(c.Warnings, warning)
 	}
 	c.Description = fmt.Sprintf("KMS client for region %s at %s; per-attempt timeout %v, %d attempts; credentials: %s",
 		awsCfg.Region, where, attempt, MaxAttempts, creds)

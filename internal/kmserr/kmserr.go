@@ -88,6 +88,22 @@ func (e *Error) Transient() bool {
 	return e.Throttled()
 }
 
+// Advice says, for the failures only the operator can fix, what the
+// failure means and what to do; "" for the others. The plugin adds it to
+// its error-log line and tells the client.
+func (e *Error) Advice() string {
+	switch e.Code {
+	case "ExpiredTokenException", "ExpiredToken":
+		return "the AWS session credentials have expired: keys already loaded keep working, but no new key can be created " +
+			"until the server has fresh credentials: restart it through iam-kms-wrapper with a new MFA code " +
+			"(or refresh the credentials it reads)"
+	case "DisabledException":
+		return "the KMS master key is disabled: nothing can be wrapped or unwrapped with it until it is enabled " +
+			"(mariadb-aws-keys enable-key, or aws kms enable-key --key-id KEY)"
+	}
+	return ""
+}
+
 // failure is an exception of our own making (a backend that is not AWS).
 type failure struct{ code, message string }
 

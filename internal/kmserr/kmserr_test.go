@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/mariadb-go/aws_key_management/internal/kmserr"
@@ -78,5 +79,18 @@ func TestFail(t *testing.T) {
 	e := kmserr.Fail("Decrypt", "NotInBundle", "no key\nhere")
 	if e.Error() != `KMS Client API 'Decrypt' failed : NotInBundle - no key\nhere` || e.Transient() {
 		t.Errorf("Fail = %q, transient %v", e.Error(), e.Transient())
+	}
+}
+
+func TestAdvice(t *testing.T) {
+	for code, want := range map[string]string{
+		"ExpiredTokenException": "the AWS session credentials have expired: keys already loaded keep working, but no new key can be created until the server has fresh credentials: restart it through iam-kms-wrapper",
+		"DisabledException":     "the KMS master key is disabled: nothing can be wrapped or unwrapped with it until it is enabled (mariadb-aws-keys enable-key",
+		"KMSInternalException":  "",
+	} {
+		got := kmserr.Fail("GenerateDataKeyWithoutPlaintext", code, "m").Advice()
+		if !strings.HasPrefix(got, want) || (want == "") != (got == "") {
+			t.Errorf("%s: %q", code, got)
+		}
 	}
 }

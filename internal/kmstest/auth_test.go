@@ -119,12 +119,12 @@ func TestSignedHeadersOnly(t *testing.T) {
 		}
 	}
 	req := signedRequest(t, url+"/other", target, body, now, int64(len(body)))
-	if aerr := s.verify(req, body); aerr != nil {
+	if _, aerr := s.verify(req, body, "kms"); aerr != nil {
 		t.Errorf("signed for /other, verified at /other: %v", aerr)
 	}
 	for _, p := range []string{"/", "/Other", "/other/"} {
 		req.URL.Path = p
-		if aerr := s.verify(req, body); aerr == nil || aerr.code != "InvalidSignatureException" {
+		if _, aerr := s.verify(req, body, "kms"); aerr == nil || aerr.code != "InvalidSignatureException" {
 			t.Errorf("signed for /other, verified at %s: %v", p, aerr)
 		}
 	}

@@ -2,6 +2,7 @@ package kmstest
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -19,6 +20,9 @@ import (
 //	POST /_emulator/credentials   JSON {"AccessKeyId","SecretAccessKey","SessionToken"}
 //	POST /_emulator/region        body: region
 //	POST /_emulator/keys          JSON {"KeyId":"...","Aliases":["alias/x"]}; answers the key ARN
+//	POST /_emulator/mfa-devices   JSON {"SerialNumber":"arn:...:mfa/x","Code":"123456"}
+//	POST /_emulator/require-mfa   body: "on" or "off" (the key policy's MFA condition)
+//	POST /_emulator/sessions/expire  every session so far expires now; answers how many
 func (s *Server) control(w http.ResponseWriter, r *http.Request) int {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
 	if err != nil {
@@ -77,8 +81,29 @@ func (s *Server) control(w http.ResponseWriter, r *http.Request) int {
 			return text(w, http.StatusBadRequest, "keys: "+err.Error()+"\n")
 		}
 		return text(w, http.StatusOK, arn+"\n")
+	case "POST /mfa-devices":
+		var in struct{ SerialNumber, Code string }
+		if err := json.Unmarshal(body, &in); err != nil {
+			return text(w, http.StatusBadRequest, "mfa-devices: "+err.Error()+"\n")
+		}
+		if err := s.SetMFADevice(in.SerialNumber, in.Code); err != nil {
+			return text(w, http.StatusBadRequest, "mfa-devices: "+err.Error()+"\n")
+		}
+		return noContent(w)
+	case "POST /require-mfa":
+		switch strings.TrimSpace(string(body)) {
+		case "on":
+			s.SetRequireMFA(true)
+		case "off":
+			s.SetRequireMFA(false)
+		default:
+			return text(w, http.StatusBadRequest, "require-mfa: want on or off\n")
+		}
+		return noContent(w)
+	case "POST /sessions/expire":
+		return text(w, http.StatusOK, fmt.Sprintf("%d\n", s.ExpireSessions()))
 	}
-	for _, known := range []string{"/health", "/faults", "/calls", "/calls/reset", "/credentials", "/region", "/keys"} {
+	for _, known := range []string{"/health", "/faults", "/calls", "/calls/reset", "/credentials", "/region", "/keys", "/mfa-devices", "/require-mfa", "/sessions/expire"} {
 		if "/_emulator"+known == r.URL.Path {
 			return text(w, http.StatusMethodNotAllowed, "method not allowed\n")
 		}

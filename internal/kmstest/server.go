@@ -38,6 +38,11 @@ type Config struct {
 	// restarted emulator with the same seed (and the same key ids) opens
 	// blobs made by the old one.
 	Seed []byte
+	// MFADevices maps MFA serial numbers (device ARNs) to the one
+	// six-digit code GetSessionToken accepts for each.
+	MFADevices map[string]string
+	// RequireMFA starts the emulator with SetRequireMFA(true).
+	RequireMFA bool
 	// Log, if set, gets one line per request: time, operation, resolved
 	// key id, HTTP status and exception. Never blobs, plaintext,
 	// signatures or secrets.
@@ -71,6 +76,9 @@ type Server struct {
 	faults     *mock.Faults
 	faultSpec  string
 	calls      map[string]int
+	mfaDevices map[string]string   // serial -> code
+	sessions   map[string]*session // by access key id
+	requireMFA bool
 }
 
 type cmk struct {
@@ -101,6 +109,15 @@ func New(cfg Config) *Server {
 		aliases: make(map[string]*alias),
 		faults:  &mock.Faults{},
 		calls:   make(map[string]int),
+
+		mfaDevices: make(map[string]string),
+		sessions:   make(map[string]*session),
+		requireMFA: cfg.RequireMFA,
+	}
+	for serial, code := range cfg.MFADevices {
+		if err := s.SetMFADevice(serial, code); err != nil {
+			panic("kmstest: " + err.Error())
+		}
 	}
 	if len(s.seed) == 0 {
 		s.seed = make([]byte, 32)
@@ -363,6 +380,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	info := &reqInfo{}
+	if isSTS(r) {
+		status, code := s.serveSTS(w, r, info)
+		s.logLine(start, info.op, "", status, code)
+		return
+	}
 	if svc, op, ok := strings.Cut(r.Header.Get("X-Amz-Target"), "."); ok && svc == "TrentService" && op != "" {
 		info.op = op
 		s.mu.Lock()
@@ -406,12 +428,16 @@ func (s *Server) handle(r *http.Request, info *reqInfo) (any, *apiError) {
 		}
 		return nil, &apiError{code: "RequestCanceled", message: err.Error()}
 	}
-	if aerr := s.verify(r, body); aerr != nil {
+	who, aerr := s.verify(r, body, "kms")
+	if aerr != nil {
 		return nil, aerr
 	}
 	h, ok := operations[info.op]
 	if !ok {
 		return nil, newError("UnknownOperationException", "")
+	}
+	if aerr := s.policyDenies(who, info.op); aerr != nil {
+		return nil, aerr
 	}
 	s.mu.Lock()
 	delay := s.faults.DelayFor(info.op)

@@ -20,23 +20,39 @@ const (
 
 	msgBadToken     = "The security token included in the request is invalid."
 	msgBadSignature = "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details."
+	msgExpiredToken = "The security token included in the request is expired"
 )
 
+// caller is who signed a request: the static credentials, or a session
+// that GetSessionToken handed out (with or without MFA).
+type caller struct {
+	akid    string
+	session *session // nil for the static credentials
+}
+
+// mfa reports whether the caller's credentials came from a
+// GetSessionToken call that passed an MFA code.
+func (c caller) mfa() bool { return c.session != nil && c.session.mfa }
+
 // verify checks the request's SigV4 Authorization header the way AWS
-// does: credential scope, clock skew, session token, then the signature
-// recomputed over exactly the headers the client says it signed.
-func (s *Server) verify(r *http.Request, body []byte) *apiError {
+// does: credential scope (service is "kms" or "sts"), clock skew, session
+// token and its expiry, then the signature recomputed over exactly the
+// headers the client says it signed. The access key id may be the static
+// one or a session's. Errors use KMS's exception names; the STS side
+// renames them (stsCode).
+func (s *Server) verify(r *http.Request, body []byte, service string) (caller, *apiError) {
 	s.mu.Lock()
 	creds, region := s.creds, s.region
 	s.mu.Unlock()
+	none := caller{}
 
 	authz := r.Header.Get("Authorization")
 	if authz == "" {
-		return newError("MissingAuthenticationTokenException", "Missing Authentication Token")
+		return none, newError("MissingAuthenticationTokenException", "Missing Authentication Token")
 	}
 	alg, rest, _ := strings.Cut(strings.TrimSpace(authz), " ")
 	if alg != sigAlgorithm {
-		return newError("IncompleteSignatureException", "Unsupported AWS 'algorithm': '%s'", alg)
+		return none, newError("IncompleteSignatureException", "Unsupported AWS 'algorithm': '%s'", alg)
 	}
 	params := map[string]string{}
 	for _, p := range strings.Split(rest, ",") {
@@ -52,11 +68,11 @@ func (s *Server) verify(r *http.Request, body []byte) *apiError {
 		}
 	}
 	if len(missing) > 0 {
-		return newError("IncompleteSignatureException", "%s", strings.Join(missing, " "))
+		return none, newError("IncompleteSignatureException", "%s", strings.Join(missing, " "))
 	}
 	scope := strings.Split(params["Credential"], "/")
 	if len(scope) != 5 {
-		return newError("IncompleteSignatureException", "Credential should have exactly 5 slash-separated components: <access key id>/<date>/<region>/<service>/aws4_request.")
+		return none, newError("IncompleteSignatureException", "Credential should have exactly 5 slash-separated components: <access key id>/<date>/<region>/<service>/aws4_request.")
 	}
 	akid, scopeDate, scopeRegion, scopeService, terminator := scope[0], scope[1], scope[2], scope[3], scope[4]
 
@@ -70,61 +86,70 @@ func (s *Server) verify(r *http.Request, body []byte) *apiError {
 		hasHost = hasHost || h == "host"
 	}
 	if !hasHost {
-		return newError("IncompleteSignatureException", "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.")
+		return none, newError("IncompleteSignatureException", "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.")
 	}
 
 	var when time.Time
 	if v := r.Header.Get("X-Amz-Date"); v != "" {
 		t, err := time.Parse(amzDate, v)
 		if err != nil {
-			return newError("IncompleteSignatureException", "X-Amz-Date must be in ISO-8601 basic format (yyyyMMdd'T'HHmmss'Z'), got '%s'.", v)
+			return none, newError("IncompleteSignatureException", "X-Amz-Date must be in ISO-8601 basic format (yyyyMMdd'T'HHmmss'Z'), got '%s'.", v)
 		}
 		when = t
 	} else if v := r.Header.Get("Date"); v != "" {
 		t, err := http.ParseTime(v)
 		if err != nil {
-			return newError("IncompleteSignatureException", "Date must be an HTTP date, got '%s'.", v)
+			return none, newError("IncompleteSignatureException", "Date must be an HTTP date, got '%s'.", v)
 		}
 		when = t.UTC()
 	} else {
-		return newError("IncompleteSignatureException", "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.")
+		return none, newError("IncompleteSignatureException", "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.")
 	}
 
+	who := caller{akid: akid}
 	if subtle.ConstantTimeCompare([]byte(akid), []byte(creds.akid)) != 1 {
-		return newError("UnrecognizedClientException", msgBadToken)
+		sess := s.sessionFor(akid)
+		if sess == nil {
+			return none, newError("UnrecognizedClientException", msgBadToken)
+		}
+		who.session = sess
+		creds = credSet{akid, sess.secret, sess.token}
 	}
 	if scopeDate != when.Format("20060102") {
-		return newError("InvalidSignatureException", "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '%s' != '%s', from '%s'.",
+		return none, newError("InvalidSignatureException", "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '%s' != '%s', from '%s'.",
 			scopeDate, when.Format("20060102"), when.Format(amzDate))
 	}
 	if scopeRegion != region {
-		return newError("InvalidSignatureException", "Credential should be scoped to a valid region, not '%s'. ", scopeRegion)
+		return none, newError("InvalidSignatureException", "Credential should be scoped to a valid region, not '%s'. ", scopeRegion)
 	}
-	if scopeService != "kms" {
-		return newError("InvalidSignatureException", "Credential should be scoped to correct service: 'kms'. ")
+	if scopeService != service {
+		return none, newError("InvalidSignatureException", "Credential should be scoped to correct service: '%s'. ", service)
 	}
 	if terminator != "aws4_request" {
-		return newError("InvalidSignatureException", "Credential should be scoped with a valid terminator: 'aws4_request', not '%s'. ", terminator)
+		return none, newError("InvalidSignatureException", "Credential should be scoped with a valid terminator: 'aws4_request', not '%s'. ", terminator)
 	}
 	now := s.now().UTC()
 	if when.Before(now.Add(-maxSkew)) {
-		return newError("InvalidSignatureException", "Signature expired: %s is now earlier than %s (%s - 15 min.)",
+		return none, newError("InvalidSignatureException", "Signature expired: %s is now earlier than %s (%s - 15 min.)",
 			when.Format(amzDate), now.Add(-maxSkew).Format(amzDate), now.Format(amzDate))
 	}
 	if when.After(now.Add(maxSkew)) {
-		return newError("InvalidSignatureException", "Signature not yet current: %s is still later than %s (%s + 15 min.)",
+		return none, newError("InvalidSignatureException", "Signature not yet current: %s is still later than %s (%s + 15 min.)",
 			when.Format(amzDate), now.Add(maxSkew).Format(amzDate), now.Format(amzDate))
 	}
 	token := r.Header.Get("X-Amz-Security-Token")
 	if subtle.ConstantTimeCompare([]byte(token), []byte(creds.token)) != 1 {
-		return newError("UnrecognizedClientException", msgBadToken)
+		return none, newError("UnrecognizedClientException", msgBadToken)
+	}
+	if who.session != nil && !now.Before(who.session.expires) {
+		return none, newError("ExpiredTokenException", msgExpiredToken)
 	}
 
 	bodySum := sha256.Sum256(body)
 	payloadHash := hex.EncodeToString(bodySum[:])
 	if v := r.Header.Get("X-Amz-Content-Sha256"); v != "" && v != "UNSIGNED-PAYLOAD" {
 		if !strings.EqualFold(v, payloadHash) {
-			return newError("InvalidSignatureException", msgBadSignature)
+			return none, newError("InvalidSignatureException", msgBadSignature)
 		}
 		payloadHash = v
 	}
@@ -147,9 +172,9 @@ func (s *Server) verify(r *http.Request, body []byte) *apiError {
 	key = hmacSHA256(key, terminator)
 	want := hex.EncodeToString(hmacSHA256(key, toSign))
 	if subtle.ConstantTimeCompare([]byte(strings.ToLower(params["Signature"])), []byte(want)) != 1 {
-		return newError("InvalidSignatureException", msgBadSignature)
+		return none, newError("InvalidSignatureException", msgBadSignature)
 	}
-	return nil
+	return who, nil
 }
 
 func hmacSHA256(key []byte, data string) []byte {

@@ -46,6 +46,17 @@ func (o *Options) Get(name string) (string, bool) {
 // All returns every value of an option, in order (plugin_load_add, say).
 func (o *Options) All(name string) []string { return o.values[Canonical(name)] }
 
+// Names returns the canonical names of every option given, sorted: for
+// a tool that refuses options it does not know.
+func (o *Options) Names() []string {
+	names := make([]string, 0, len(o.values))
+	for n := range o.values {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
 // Canonical is the name under which an option is stored.
 func Canonical(name string) string {
 	n := strings.ToLower(strings.TrimSpace(name))
