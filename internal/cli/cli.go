@@ -136,6 +136,8 @@ type app struct {
 	logLevel   string
 	noProgress bool
 	verbose    bool
+	// noDataFiles: verify and list do not read the data files.
+	noDataFiles bool
 }
 
 // Command groups of the help. The KMS-key group is where enable-key and
