@@ -161,7 +161,10 @@ func PageKeyVersion(h Page0, pageNo uint32, b []byte) (version uint32, ok bool) 
 			return version, true
 		}
 		n := len(b) - 4
-		return version, crc32.Checksum(b[:n], castagnoli) == binary.BigEndian.Uint32(b[n:])
+		if crc32.Checksum(b[:n], castagnoli) != binary.BigEndian.Uint32(b[n:]) {
+			return 0, false
+		}
+		return version, true
 	}
 	if binary.BigEndian.Uint32(b[filPageSpaceID:]) != h.SpaceID {
 		return 0, false
