@@ -240,8 +240,8 @@ func ScanDir(ctx context.Context, dir string, parallel int, newProgress func(tot
 type Evidence struct {
 	File  string
 	KeyID uint32
-	// Version is the key version the file names (the redo log's, a
-	// tablespace's minimum), 0 if it names none.
+	// Version is the key version the file names (the redo log's); 0
+	// for a tablespace (its pages each name theirs).
 	Version uint32
 }
 
@@ -280,7 +280,9 @@ func FindEncrypted(dir string, maxFiles int) (map[uint32][]Evidence, bool) {
 		if r, err := filepath.Rel(dir, f); err == nil {
 			name = r
 		}
-		out[h.KeyID] = append(out[h.KeyID], Evidence{name, h.KeyID, h.MinKeyVersion})
+		// Page 0's minimum version lags behind the pages (it is raised by
+		// the encryption threads only): name the key id alone.
+		out[h.KeyID] = append(out[h.KeyID], Evidence{File: name, KeyID: h.KeyID})
 	}
 	return out, complete
 }

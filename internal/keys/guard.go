@@ -20,8 +20,9 @@ const maxGuardFiles = 100000
 // there (InnoDB then reports the tables as corrupted). So when Open finds
 // no key file at all, it looks cheaply at the datadir (the redo log
 // header and page 0 of each tablespace: their encryption headers name a
-// key id) and refuses to generate the key ids named there. A real first
-// start has no encrypted data yet, and is not affected.
+// key id) and, if it finds encrypted data, generates no key at all (the
+// key directory is not this data's), naming the files and the fix. A
+// real first start has no encrypted data yet, and is not affected.
 
 // scanGuard fills m.guard; called by Open with no key file on disk.
 func (m *Manager) scanGuard() {
@@ -33,16 +34,12 @@ func (m *Manager) scanGuard() {
 		return
 	}
 	m.guard = ev
-	ids := make([]uint32, 0, len(ev))
-	for id := range ev {
-		ids = append(ids, id)
-	}
-	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	ids := m.guardIDs()
 	names := make([]string, len(ids))
 	for i, id := range ids {
 		names[i] = fmt.Sprint(id)
 	}
-	msg := fmt.Sprintf("no key file in %s, but the datadir holds data encrypted with key ids %s (%s): new keys for them will not be generated; %s",
+	msg := fmt.Sprintf("no key file in %s, but the datadir holds data encrypted with key ids %s (%s): no new key will be generated (a new key would not read that data); %s",
 		m.keyDirName(), strings.Join(names, ", "), evidence(ev, ids), m.copyBack())
 	if !complete {
 		msg += fmt.Sprintf(" (only the first %d tablespaces were looked at)", maxGuardFiles)
@@ -51,14 +48,28 @@ func (m *Manager) scanGuard() {
 }
 
 // guardRefuses says why version 1 of id must not be generated ("" if it
-// may be).
+// may be). While the guard is up no key id is generated: the key
+// directory in use is not the one of this data.
 func (m *Manager) guardRefuses(id uint32) string {
-	ev := m.guard[id]
-	if len(ev) == 0 {
+	if len(m.guard) == 0 {
 		return ""
 	}
-	return fmt.Sprintf("key id %d has no key file in %s, but the datadir holds data encrypted with it (%s): a new key %d could not read that data, so none is generated; %s",
-		id, m.keyDirName(), evidence(map[uint32][]datafiles.Evidence{id: ev}, []uint32{id}), id, m.copyBack())
+	if ev := m.guard[id]; len(ev) > 0 {
+		return fmt.Sprintf("key id %d has no key file in %s, but the datadir holds data encrypted with it (%s): a new key %d could not read that data, so none is generated; %s",
+			id, m.keyDirName(), evidence(map[uint32][]datafiles.Evidence{id: ev}, []uint32{id}), id, m.copyBack())
+	}
+	return fmt.Sprintf("key id %d is not generated: %s has no key file, but the datadir holds encrypted data (%s), so it is not the key directory of this data; %s",
+		id, m.keyDirName(), evidence(m.guard, m.guardIDs()), m.copyBack())
+}
+
+// guardIDs are the key ids of the guard, sorted.
+func (m *Manager) guardIDs() []uint32 {
+	ids := make([]uint32, 0, len(m.guard))
+	for id := range m.guard {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	return ids
 }
 
 func (m *Manager) keyDirName() string {

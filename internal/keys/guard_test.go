@@ -41,24 +41,27 @@ func withDataDir(d string) option { return func(c *keys.Config) { c.DataDir = d 
 
 // A datadir restored without its key files: the redo log is encrypted
 // with key 1, a table with key 5. Those keys are not generated anew (the
-// error names the files and the fix); a key id the data does not use is.
-// Once the key files are back, they are used.
+// error names the files and the fix), nor is any other. Once the key
+// files are back, they are used.
 func TestGuardRefusesKeysTheDataUses(t *testing.T) {
 	data, keyDir := t.TempDir(), t.TempDir()
 	copyFixture(t, "ib_logfile0-enc11.header", filepath.Join(data, "ib_logfile0"))
 	copyFixture(t, "t5.ibd-page0.gz", filepath.Join(data, "d", "t5.ibd"))
 	copyFixture(t, "plain.ibd-page0.gz", filepath.Join(data, "mysql", "plain.ibd"))
 	e := newEnv(t, keyDir, nil, withDataDir(data))
-	e.log.wantSub(t, "Error", "no key file in "+keyDir+", but the datadir holds data encrypted with key ids 1, 5 (ib_logfile0 (key 1 version 1), d/t5.ibd (key 5 version 1)): new keys for them will not be generated")
+	e.log.wantSub(t, "Error", "no key file in "+keyDir+", but the datadir holds data encrypted with key ids 1, 5 (ib_logfile0 (key 1 version 1), d/t5.ibd (key 5)): no new key will be generated (a new key would not read that data)")
 	e.wantLatest(t, 5, keys.VersionInvalid)
-	e.log.wantSub(t, "Error", "key id 5 has no key file in "+keyDir+", but the datadir holds data encrypted with it (d/t5.ibd (key 5 version 1)): a new key 5 could not read that data, so none is generated; copy the key files (aws-kms-key.*) from the backup")
+	e.log.wantSub(t, "Error", "key id 5 has no key file in "+keyDir+", but the datadir holds data encrypted with it (d/t5.ibd (key 5)): a new key 5 could not read that data, so none is generated; copy the key files (aws-kms-key.*) from the backup")
 	e.wantLatest(t, 1, keys.VersionInvalid)
 	if e.exists(1, 1) || e.exists(5, 1) {
 		t.Fatal("a key file was generated for a key id the data uses")
 	}
-	e.wantLatest(t, 2, 1) // temporary files' key: not in the data
-	if !e.exists(2, 1) {
-		t.Fatal("key 2 was not generated")
+	// Nor any other key id (temporary files' key 2): this key directory
+	// is not the data's.
+	e.wantLatest(t, 2, keys.VersionInvalid)
+	e.log.wantSub(t, "Error", "key id 2 is not generated: "+keyDir+" has no key file, but the datadir holds encrypted data (ib_logfile0 (key 1 version 1), d/t5.ibd (key 5)), so it is not the key directory of this data")
+	if e.exists(2, 1) {
+		t.Fatal("key 2 was generated")
 	}
 	// The key files come back (copied while the server runs): used.
 	writeKeyFile(t, keyDir, 5, 3, 16)
