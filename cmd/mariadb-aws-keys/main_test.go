@@ -628,7 +628,7 @@ func dataDir(t *testing.T, dir string) {
 	}
 }
 
-// verify and list read the data files of a datadir: a version they need
+// verify (and list --data-files) read the data files of a datadir: a version they need
 // without its key file (the latest of key 5, which no gap shows) fails,
 // naming the data file and the key file; with the key files elsewhere,
 // --datadir names the data.
@@ -643,8 +643,12 @@ func TestVerifyDataFiles(t *testing.T) {
 			"data files in %s: 1 InnoDB tablespaces (1 encrypted), redo log on key 1 version 1, 0 binary logs: 2 key versions needed, 1 missing, 0 files not read\n", w.dir, w.dir) {
 		t.Fatalf("missing latest version: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
-	r = w.run("list", w.dir)
+	r = w.run("list", "--data-files", w.dir)
 	if r.code != 1 || !strings.Contains(r.stderr, missing) || !strings.Contains(r.stdout, "2 key versions needed, 1 missing") {
+		t.Fatalf("list --data-files: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	// list is a quick look: no data file is read unless asked.
+	if r = w.run("list", w.dir); r.code != 0 || strings.Contains(r.stdout, "data files") || withoutEndpointWarning(r.stderr) != "" {
 		t.Fatalf("list: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
 	if r = w.run("verify", "--no-data-files", w.dir); r.code != 0 || strings.Contains(r.stdout, "data files") {

@@ -136,8 +136,9 @@ type app struct {
 	logLevel   string
 	noProgress bool
 	verbose    bool
-	// noDataFiles: verify and list do not read the data files.
-	noDataFiles bool
+	// noDataFiles: verify does not read the data files; dataFiles: list
+	// does.
+	noDataFiles, dataFiles bool
 }
 
 // Command groups of the help. The KMS-key group is where enable-key and

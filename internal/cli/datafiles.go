@@ -14,7 +14,7 @@ import (
 	"github.com/mariadb-go/aws_key_management/internal/toolconfig"
 )
 
-// dataFilesHelp is the part of verify's and list's help on data files.
+// dataFilesHelp is the part of verify's help on data files.
 const dataFilesHelp = `
 Data files: when the key directory is a datadir or a backup of one (it has
 ibdata1, ib_logfile0 or DATABASE/*.ibd), or --datadir names one, the data
@@ -25,17 +25,31 @@ failure naming the data files and the key file to copy back. With the key
 files outside the datadir give both: --datadir DATADIR KEYDIR.
 --no-data-files skips this.`
 
-func (a *app) dataFilesFlag(cmd *cobra.Command) {
+// listDataFilesHelp is the part of list's help on data files.
+const listDataFilesHelp = `
+--data-files also reads the data files (as verify does by default: every page
+of every InnoDB tablespace, the redo log header, the binary logs) and reports
+each key version they need whose key file is missing; which data files: those
+of --datadir if given, else of DIR, else the option files' datadir.`
+
+// dataFilesFlag adds verify's --no-data-files, or list's --data-files
+// (list reads no data file unless asked: it is a quick look).
+func (a *app) dataFilesFlag(cmd *cobra.Command, list bool) {
+	if list {
+		cmd.Flags().BoolVar(&a.dataFiles, "data-files", false, "also read the data files (InnoDB tablespaces, redo log, binary logs) for the key versions they need, as verify does")
+		return
+	}
 	cmd.Flags().BoolVar(&a.noDataFiles, "no-data-files", false, "do not read the data files (InnoDB tablespaces, redo log, binary logs) for the key versions they need")
 }
 
-// dataDir picks the directory whose data files are checked: --datadir if
+// dataDir picks the directory whose data files are checked (none unless
+// want: verify without --no-data-files, list with --data-files): --datadir if
 // given; else the key directory named on the command line if it holds
 // data files; else, with no directory given, the option files' datadir
 // if it does. "" means none.
-func (a *app) dataDir(s toolconfig.Settings) (string, error) {
+func (a *app) dataDir(s toolconfig.Settings, want bool) (string, error) {
 	switch {
-	case a.noDataFiles:
+	case !want:
 		return "", nil
 	case a.flags.DataDir != "":
 		if !datafiles.LooksLikeDataDir(a.flags.DataDir) {

@@ -40,13 +40,15 @@ or not-needed (safe to archive, with the backups that may need it).
 Connection settings not given come from the option files' [client],
 [client-server], [client-mariadb] and [mariadb-aws-keys] groups, MYSQL_PWD,
 and the server's socket.
-` + dataFilesHelp,
+` + listDataFilesHelp,
 		Example: `  # the datadir of /etc/mysql/my.cnf
   mariadb-aws-keys list
   # a backup, with the KMS key of each file
   mariadb-aws-keys list --kms /backup/2025-06-01
   # which versions the running server still needs
   mariadb-aws-keys list --server --socket /run/mysqld/mysqld.sock --user root
+  # a backup, with the key versions its data files need
+  mariadb-aws-keys list --data-files /backup/2025-06-01
   # for a script
   mariadb-aws-keys list --server --json | jq '.keys[] | select(.status == "not-needed") | .file'`,
 		Args: cobra.MaximumNArgs(1),
@@ -75,7 +77,7 @@ and the server's socket.
 	f.StringVarP(&password, "password", "p", "", "password (default: MYSQL_PWD, then [client] password); without a value: ask")
 	f.Lookup("password").NoOptDefVal = askPassword
 	cmd.Flags().BoolP("help", "", false, "help for list") // -h is --host, as in MariaDB's clients
-	a.dataFilesFlag(cmd)
+	a.dataFilesFlag(cmd, true)
 	return cmd
 }
 
@@ -98,7 +100,7 @@ func (a *app) list(ctx context.Context, args []string, kms, server bool) error {
 	if err != nil {
 		return err
 	}
-	dataDir, err := a.dataDir(s)
+	dataDir, err := a.dataDir(s, a.dataFiles)
 	if err != nil {
 		return err
 	}

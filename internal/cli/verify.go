@@ -36,7 +36,7 @@ wrapped under.
 		RunE: func(cmd *cobra.Command, args []string) error { return a.verify(cmd.Context(), args) },
 	}
 	cmd.Flags().BoolVarP(&a.verbose, "verbose", "v", false, "show every key file, not only the failures")
-	a.dataFilesFlag(cmd)
+	a.dataFilesFlag(cmd, false)
 	return cmd
 }
 
@@ -45,7 +45,7 @@ func (a *app) verify(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	dataDir, err := a.dataDir(s)
+	dataDir, err := a.dataDir(s, !a.noDataFiles)
 	if err != nil {
 		return err
 	}

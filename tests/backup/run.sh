@@ -17,7 +17,7 @@
 #      --to wraps the bundle's keys under its key; the restored server reads
 #      every table through it.
 #   The backup is checked with `mariadb-aws-keys verify` before each
-#   restore that uses KMS; verify and list read the data files too: the
+#   restore that uses KMS; verify (and list --data-files) read the data files too: the
 #   key id and versions they find in the real pages agree with
 #   information_schema, and a backup whose latest key version or whole
 #   key id is missing fails, naming the data file and the key file.
@@ -159,7 +159,7 @@ srv_stop || fail "source server shutdown exit status $?"
 # The data files, read offline after a clean shutdown (every page on
 # disk): each table's key id is information_schema's, its pages' versions
 # are key versions that exist, at most the current one.
-if tool list --json "$SRV_DIR/data" >"$WORK/list-src.json" 2>"$WORK/tool.err"; then
+if tool list --data-files --json "$SRV_DIR/data" >"$WORK/list-src.json" 2>"$WORK/tool.err"; then
   got=$(perl -MJSON::PP -0777 -ne 'my $d = decode_json($_); for my $t (@{$d->{data_files}{innodb_tablespaces}}) {
       next unless $t->{file} =~ m{/d/(t\d+)\.ibd$}; print "d/$1 $t->{key_id} ", join(",", map { $_->{version} } @{$t->{key_versions}}), " $t->{pages} $t->{unreadable_pages}\n" }' "$WORK/list-src.json")
   bad=""
