@@ -80,7 +80,8 @@ func (m *Manager) keyDirName() string {
 }
 
 func (m *Manager) copyBack() string {
-	return fmt.Sprintf("copy the key files (%s*) from the backup, or from the source server's key directory, into %s and restart the server",
+	return fmt.Sprintf("copy the key files (%s*) from the backup, or from the source server's key directory, into %s "+
+		"(or write them back from a recovery bundle with mariadb-aws-keys import) and restart the server",
 		keyfile.Prefix, m.keyDirName())
 }
 

@@ -227,7 +227,7 @@ if env "${BACKUP_ENV[@]}" timeout 120 mariadb-backup --copy-back --target-dir="$
   mv "$SRV_DIR/data"/aws-kms-key.* "$WORK/keys-aside/"
   if srv_start "${RESTORE_OPTS[@]}" >"$WORK/start-nokeys.log" 2>&1; then
     fail "restored without key files: the server started"; srv_stop
-  elif grep -q "\[ERROR\] .*AWS KMS plugin: no key file in the datadir, but the datadir holds data encrypted with key ids 1, 5, 6 (d/t1.ibd (key 1), .*d/t6.ibd (key 6).*): no new key will be generated (a new key would not read that data); copy the key files (aws-kms-key.\*) from the backup, or from the source server's key directory, into the datadir and restart the server" "$SRV_DIR/error.log" &&
+  elif grep -q "\[ERROR\] .*AWS KMS plugin: no key file in the datadir, but the datadir holds data encrypted with key ids 1, 5, 6 (d/t1.ibd (key 1), .*d/t6.ibd (key 6).*): no new key will be generated (a new key would not read that data); copy the key files (aws-kms-key.\*) from the backup, or from the source server's key directory, into the datadir (or write them back from a recovery bundle with mariadb-aws-keys import) and restart the server" "$SRV_DIR/error.log" &&
        grep -q "\[ERROR\] .*AWS KMS plugin: key id 1 has no key file in the datadir, but the datadir holds data encrypted with it (d/t1.ibd (key 1))" "$SRV_DIR/error.log" &&
        ! ls "$SRV_DIR/data"/aws-kms-key.* >/dev/null 2>&1; then
     ok "restored without key files: the server refuses to start, no key is generated, the error log names the data and the fix"
