@@ -104,6 +104,7 @@ func (a *app) Init(s cabi.Settings) error {
 		Log:         log,
 		Cache:       cache,
 		Fallback:    cabi.FallbackToOlderVersion,
+		DataDir:     ".", // the server runs the plugin in its datadir
 	})
 	if err := mgr.Open(); err != nil {
 		return fmt.Errorf("%w (aws_key_management_keyfile_dir=%q)", err, s.KeyfileDir)

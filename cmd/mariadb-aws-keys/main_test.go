@@ -2,9 +2,13 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"hash/crc32"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -581,4 +585,112 @@ func TestExportImport(t *testing.T) {
 		t.Fatal("aws-kms-key.1.2 came back different")
 	}
 	w.checkAll(arnA)
+}
+
+// fixture reads a file written by a real mariadbd
+// (internal/datafiles/testdata; .gz ones unpacked).
+func fixture(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "internal", "datafiles", "testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.HasSuffix(name, ".gz") {
+		z, err := gzip.NewReader(bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b, err = io.ReadAll(z); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return b
+}
+
+// dataDir writes a datadir's data files into dir: the redo log (key 1
+// version 1) and d/t5.ibd (key 5; its page 1 on version 3).
+func dataDir(t *testing.T, dir string) {
+	t.Helper()
+	page := bytes.Repeat([]byte{0x5a}, 16384)
+	binary.BigEndian.PutUint32(page, 3)     // key version (full_crc32)
+	binary.BigEndian.PutUint32(page[4:], 1) // page number
+	binary.BigEndian.PutUint32(page[16380:], crc32.Checksum(page[:16380], crc32.MakeTable(crc32.Castagnoli)))
+	if err := os.MkdirAll(filepath.Join(dir, "d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range map[string][]byte{
+		"ib_logfile0": fixture(t, "ib_logfile0-enc11.header"),
+		"d/t5.ibd":    append(fixture(t, "t5.ibd-page0.gz"), page...),
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// verify (and list --data-files) read the data files of a datadir: a version they need
+// without its key file (the latest of key 5, which no gap shows) fails,
+// naming the data file and the key file; with the key files elsewhere,
+// --datadir names the data.
+func TestVerifyDataFiles(t *testing.T) {
+	w := newWorld(t)
+	w.create(5, 2, "alias/old")
+	dataDir(t, w.dir)
+	missing := fmt.Sprintf("mariadb-aws-keys: MISSING key file aws-kms-key.5.3: d/t5.ibd in %s need aws-kms-key.5.3 (key 5 version 3), which is not in %s: their data cannot be read without it; copy it from", w.dir, w.dir)
+	r := w.run("verify", w.dir)
+	if r.code != 1 || !strings.Contains(r.stderr, missing) ||
+		r.stdout != fmt.Sprintf("verified 10 key files in %s: 10 ok, 0 failed; 0 KMS calls throttled and retried\n"+
+			"data files in %s: 1 InnoDB tablespaces (1 encrypted), redo log on key 1 version 1, 0 binary logs: 2 key versions needed, 1 missing, 0 files not read\n", w.dir, w.dir) {
+		t.Fatalf("missing latest version: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	r = w.run("list", "--data-files", w.dir)
+	if r.code != 1 || !strings.Contains(r.stderr, missing) || !strings.Contains(r.stdout, "2 key versions needed, 1 missing") {
+		t.Fatalf("list --data-files: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	// list is a quick look: no data file is read unless asked.
+	if r = w.run("list", w.dir); r.code != 0 || strings.Contains(r.stdout, "data files") || withoutEndpointWarning(r.stderr) != "" {
+		t.Fatalf("list: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	if r = w.run("verify", "--no-data-files", w.dir); r.code != 0 || strings.Contains(r.stdout, "data files") {
+		t.Fatalf("--no-data-files: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	r = w.run("verify", "--json", w.dir)
+	var v map[string]any
+	if err := json.Unmarshal([]byte(r.stdout), &v); err != nil || r.code != 1 {
+		t.Fatalf("--json: exit %d, %v: %q", r.code, err, r.stdout)
+	}
+	d := v["data_files"].(map[string]any)
+	checkFields(t, "data_files", d, "directory innodb_tablespaces redo_log binlogs needed errors missing")
+	checkFields(t, "data_files.missing", d["missing"].([]any)[0].(map[string]any), "key_id key_version file used_by message")
+	checkFields(t, "data_files.needed", d["needed"].([]any)[0].(map[string]any), "key_id key_version files")
+	checkFields(t, "data_files.innodb_tablespaces", d["innodb_tablespaces"].([]any)[0].(map[string]any),
+		"file space_id encrypted key_id min_key_version key_versions pages unreadable_pages")
+
+	// The key files apart from the data (keyfile_dir): --datadir.
+	data := t.TempDir()
+	dataDir(t, data)
+	os.RemoveAll(filepath.Join(w.dir, "d"))
+	os.Remove(filepath.Join(w.dir, "ib_logfile0"))
+	if r = w.run("verify", w.dir); r.code != 0 || strings.Contains(r.stdout, "data files") {
+		t.Fatalf("a key directory only: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	r = w.run("verify", "--datadir", data, w.dir)
+	if r.code != 1 || !strings.Contains(r.stderr, fmt.Sprintf("MISSING key file aws-kms-key.5.3: d/t5.ibd in %s need aws-kms-key.5.3 (key 5 version 3), which is not in %s", data, w.dir)) {
+		t.Fatalf("--datadir: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	r = w.run("verify", "--datadir", t.TempDir(), w.dir)
+	if r.code != 2 || !strings.Contains(r.stderr, "holds no MariaDB data files (ibdata1, ib_logfile0 or DATABASE/*.ibd)") {
+		t.Fatalf("--datadir without data: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	// The key file copied back: all found.
+	blob, err := w.client.GenerateDataKeyWithoutPlaintext(context.Background(), "alias/old", "AES_128")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := keyfile.New(w.dir).Create(5, 3, blob); err != nil {
+		t.Fatal(err)
+	}
+	if r = w.run("verify", "--datadir", data, w.dir); r.code != 0 || !strings.Contains(r.stdout, "2 key versions needed, 0 missing") {
+		t.Fatalf("all there: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
 }

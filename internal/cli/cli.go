@@ -137,6 +137,9 @@ type app struct {
 	logLevel   string
 	noProgress bool
 	verbose    bool
+	// noDataFiles: verify does not read the data files; dataFiles: list
+	// does.
+	noDataFiles, dataFiles bool
 }
 
 // Command groups of the help.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/mariadb-go/aws_key_management/internal/keyfile"
 	"github.com/mariadb-go/aws_key_management/internal/keyops"
 	"github.com/mariadb-go/aws_key_management/internal/keyusage"
 )
@@ -38,13 +39,16 @@ why; every old version of key 1 is kept because Aria tables are not read),
 or not-needed (safe to archive, with the backups that may need it).
 Connection settings not given come from the option files' [client],
 [client-server], [client-mariadb] and [mariadb-aws-keys] groups, MYSQL_PWD,
-and the server's socket.`,
+and the server's socket.
+` + listDataFilesHelp,
 		Example: `  # the datadir of /etc/mysql/my.cnf
   mariadb-aws-keys list
   # a backup, with the KMS key of each file
   mariadb-aws-keys list --kms /backup/2025-06-01
   # which versions the running server still needs
   mariadb-aws-keys list --server --socket /run/mysqld/mysqld.sock --user root
+  # a backup, with the key versions its data files need
+  mariadb-aws-keys list --data-files /backup/2025-06-01
   # for a script
   mariadb-aws-keys list --server --json | jq '.keys[] | select(.status == "not-needed") | .file'`,
 		Args: cobra.MaximumNArgs(1),
@@ -73,6 +77,7 @@ and the server's socket.`,
 	f.StringVarP(&password, "password", "p", "", "password (default: MYSQL_PWD, then [client] password); without a value: ask")
 	f.Lookup("password").NoOptDefVal = askPassword
 	cmd.Flags().BoolP("help", "", false, "help for list") // -h is --host, as in MariaDB's clients
+	a.dataFilesFlag(cmd, true)
 	return cmd
 }
 
@@ -92,6 +97,10 @@ func (a *app) password(v string) (string, error) {
 
 func (a *app) list(ctx context.Context, args []string, kms, server bool) error {
 	s, err := a.settings(args)
+	if err != nil {
+		return err
+	}
+	dataDir, err := a.dataDir(s, a.dataFiles)
 	if err != nil {
 		return err
 	}
@@ -140,6 +149,17 @@ func (a *app) list(ctx context.Context, args []string, kms, server bool) error {
 	}
 	for _, w := range res.Warnings {
 		a.warnf("warning: %s", w)
+	}
+	if dataDir != "" && ctx.Err() == nil {
+		entries := make([]keyfile.Entry, len(res.Keys))
+		for i, k := range res.Keys {
+			entries[i] = keyfile.Entry{ID: k.KeyID, Version: k.Version}
+		}
+		var dataFailed int
+		if res.DataFiles, dataFailed, err = a.checkData(ctx, dataDir, res.Directory, entries); err != nil {
+			return err
+		}
+		failed += dataFailed
 	}
 	if a.json {
 		err = a.printJSON(res)
@@ -238,6 +258,9 @@ func (a *app) printList(res *keyops.ListResult, kms bool) error {
 		}
 	}
 	fmt.Fprintf(out, "%d key files in %s: %s\n", len(res.Keys), res.Directory, strings.Join(parts, ", "))
+	if res.DataFiles != nil {
+		fmt.Fprintln(out, dataSummary(res.DataFiles))
+	}
 	if res.Server == nil {
 		fmt.Fprintln(out, "(status unknown: add --server to ask the running server which versions it still uses)")
 	}

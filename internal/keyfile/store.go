@@ -57,6 +57,9 @@ func New(dir string) *Store {
 	return &Store{dir: dir}
 }
 
+// Dir is the directory ("." for the current one).
+func (s *Store) Dir() string { return s.dir }
+
 // Path is the path of a key version's file.
 func (s *Store) Path(id, version uint32) string {
 	return filepath.Join(s.dir, Name(id, version))

@@ -51,6 +51,9 @@ type ListResult struct {
 	Server    *keyusage.Usage `json:"server"`
 	Warnings  []string        `json:"warnings"`
 	Throttled int             `json:"throttled"`
+	// DataFiles is the data files checked against the key files (nil
+	// when none were read).
+	DataFiles *DataCheck `json:"data_files,omitempty"`
 }
 
 // ListOptions says what List does beyond reading the directory.

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mariadb-go/aws_key_management/internal/datafiles"
 	"github.com/mariadb-go/aws_key_management/internal/keyusage"
 )
 
@@ -102,7 +103,7 @@ func TestListWithUsage(t *testing.T) {
 		KeyDir:      t.TempDir(),
 		Started:     time.Now().Add(-time.Hour),
 		Tablespaces: []keyusage.Tablespace{{Name: "d/t", Scheme: 1, KeyID: 7, MinKeyVersion: 2, CurrentKeyVersion: 3}},
-		RedoLog:     &keyusage.RedoLog{Path: "ib_logfile0", Encrypted: true, KeyID: 1, KeyVersion: 1},
+		RedoLog:     &datafiles.RedoLog{Path: "ib_logfile0", Encrypted: true, KeyID: 1, KeyVersion: 1},
 		Settings:    map[string]string{},
 	}
 	res, err := List(context.Background(), e.dir, ListOptions{Usage: u})

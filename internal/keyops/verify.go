@@ -30,6 +30,9 @@ type VerifyResult struct {
 	// Warnings: versions missing between others (data encrypted with
 	// them cannot be read), names the plugin ignores.
 	Warnings []string `json:"warnings"`
+	// DataFiles is the data files checked against the key files (nil
+	// when none were read).
+	DataFiles *DataCheck `json:"data_files,omitempty"`
 }
 
 // Verify unwraps every key file of dir with kms (in parallel, as the

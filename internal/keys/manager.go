@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mariadb-go/aws_key_management/internal/datafiles"
 	"github.com/mariadb-go/aws_key_management/internal/keyfile"
 	"github.com/mariadb-go/aws_key_management/internal/lockedmem"
 	"github.com/mariadb-go/aws_key_management/internal/logtext"
@@ -79,6 +80,10 @@ type Config struct {
 	RetryMin, RetryMax time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// DataDir, if set, is the server's datadir: when the key directory
+	// holds no key file at all, Open looks there for encrypted data, and
+	// the key ids it names are not generated anew (see guard.go).
+	DataDir string
 	// Cache, if set, receives every loaded key and each key id's latest
 	// version once its key is loaded, so that the ABI layer can serve
 	// them without entering Go.
@@ -116,6 +121,9 @@ type Manager struct {
 	genRetry map[uint32]*version
 	// background holds the versions being unwrapped off the lookup path.
 	background map[uint64]bool
+	// guard names the key ids the datadir's data is encrypted with, when
+	// Open found no key file (set by Open only; see guard.go).
+	guard map[uint32][]datafiles.Evidence
 
 	locks sync.Map // lockKey -> *sync.Mutex: one per key id (generation) or version (unwrap)
 
@@ -193,6 +201,9 @@ func (m *Manager) Open() error {
 	}
 	for _, ig := range listing.Ignored {
 		m.cfg.Log.Warning(fmt.Sprintf("ignoring %s: %v; rename or remove it", ig.Name, ig.Reason))
+	}
+	if len(listing.Entries) == 0 {
+		m.scanGuard()
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -741,6 +752,11 @@ func (m *Manager) createFirst(id uint32) (uint32, bool) {
 		m.latest[id] = max(m.latest[id], onDisk)
 		m.mu.Unlock()
 		return onDisk, true
+	}
+	if why := m.guardRefuses(id); why != "" {
+		m.cfg.Log.Error(why)
+		m.genFailed(id)
+		return 0, false
 	}
 	if m.cfg.MasterKeyID() == "" {
 		m.cfg.Log.ClientError(errNoMasterKey)

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mariadb-go/aws_key_management/internal/datafiles"
 )
 
 var t0 = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -85,8 +87,8 @@ func TestClassifyInnoDB(t *testing.T) {
 func TestClassifyKey1Logs(t *testing.T) {
 	u := &Usage{
 		Started:  t0.Add(100 * time.Hour),
-		RedoLog:  &RedoLog{Path: "/d/ib_logfile0", Encrypted: true, KeyID: 1, KeyVersion: 1},
-		Binlogs:  []Binlog{{Path: "/d/bin.000001", Encrypted: true, KeyID: 1, KeyVersion: 2}, {Path: "/d/bin.000002"}},
+		RedoLog:  &datafiles.RedoLog{Path: "/d/ib_logfile0", Encrypted: true, KeyID: 1, KeyVersion: 1},
+		Binlogs:  []datafiles.Binlog{{Path: "/d/bin.000001", Encrypted: true, KeyID: 1, KeyVersion: 2}, {Path: "/d/bin.000002"}},
 		Settings: map[string]string{"aria_encrypt_tables": "OFF"},
 	}
 	m, w := Classify(vers(1, 4), u)
@@ -107,7 +109,7 @@ func TestClassifyKey1Logs(t *testing.T) {
 	}
 	// A redo log on a version that is not on disk is a warning.
 	u.RedoLog.KeyVersion = 9
-	u.Binlogs = append(u.Binlogs, Binlog{Path: "/d/bin.000003", Error: "permission denied"})
+	u.Binlogs = append(u.Binlogs, datafiles.Binlog{Path: "/d/bin.000003", Error: "permission denied"})
 	m, w = Classify(vers(1, 4), u)
 	if len(w) != 2 || !strings.Contains(w[0], "a binary log's key version is not known: permission denied") ||
 		!strings.Contains(w[1], "redo-log: /d/ib_logfile0 uses key 1 version 9, which is not in the directory") {

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+
+	"github.com/mariadb-go/aws_key_management/internal/datafiles"
 )
 
 // Conn is how to reach the server: a Unix socket, or host and port.
@@ -84,12 +86,12 @@ type Usage struct {
 	// TablespacesError says why InnoDB's tablespaces are not known.
 	TablespacesError string `json:"innodb_tablespaces_error,omitempty"`
 
-	RedoLog      *RedoLog `json:"redo_log,omitempty"`
-	RedoLogError string   `json:"redo_log_error,omitempty"`
+	RedoLog      *datafiles.RedoLog `json:"redo_log,omitempty"`
+	RedoLogError string             `json:"redo_log_error,omitempty"`
 
 	// Binlogs are the binary and relay log files the server lists.
-	Binlogs      []Binlog `json:"binlogs"`
-	BinlogsError string   `json:"binlogs_error,omitempty"`
+	Binlogs      []datafiles.Binlog `json:"binlogs"`
+	BinlogsError string             `json:"binlogs_error,omitempty"`
 
 	// Settings are the server's encryption settings, as it reports them.
 	Settings map[string]string `json:"settings"`
@@ -110,7 +112,7 @@ func FromServer(ctx context.Context, db *sql.DB) (*Usage, error) {
 		return nil, err
 	}
 	u := &Usage{Version: vars["version"], DataDir: vars["datadir"], Settings: map[string]string{},
-		Tablespaces: []Tablespace{}, Binlogs: []Binlog{}}
+		Tablespaces: []Tablespace{}, Binlogs: []datafiles.Binlog{}}
 	for _, n := range settingNames {
 		if v, ok := vars[n]; ok {
 			u.Settings[n] = v
@@ -136,7 +138,7 @@ func FromServer(ctx context.Context, db *sql.DB) (*Usage, error) {
 		u.Tablespaces = ts
 	}
 	redo := filepath.Join(underDir(u.DataDir, vars["innodb_log_group_home_dir"]), "ib_logfile0")
-	if r, err := ReadRedoLog(redo); err != nil {
+	if r, err := datafiles.ReadRedoLog(redo); err != nil {
 		u.RedoLogError = err.Error()
 	} else {
 		u.RedoLog = &r
@@ -229,8 +231,8 @@ func tablespaces(ctx context.Context, db *sql.DB) ([]Tablespace, error) {
 // maxLogFiles bounds the binary and relay log files read.
 const maxLogFiles = 100000
 
-func binlogs(ctx context.Context, db *sql.DB, vars map[string]string) ([]Binlog, error) {
-	var out []Binlog
+func binlogs(ctx context.Context, db *sql.DB, vars map[string]string) ([]datafiles.Binlog, error) {
+	var out []datafiles.Binlog
 	if strings.EqualFold(vars["log_bin"], "ON") {
 		dir := filepath.Dir(underDir(vars["datadir"], vars["log_bin_basename"]))
 		rows, err := db.QueryContext(ctx, "SHOW BINARY LOGS")
@@ -271,10 +273,10 @@ func binlogs(ctx context.Context, db *sql.DB, vars map[string]string) ([]Binlog,
 	return out, nil
 }
 
-func readLog(path string) Binlog {
-	b, err := ReadBinlog(path)
+func readLog(path string) datafiles.Binlog {
+	b, err := datafiles.ReadBinlog(path)
 	if err != nil {
-		return Binlog{Path: path, Error: err.Error()}
+		return datafiles.Binlog{Path: path, Error: err.Error()}
 	}
 	return b
 }

@@ -17,7 +17,14 @@
 #      --to wraps the bundle's keys under its key; the restored server reads
 #      every table through it.
 #   The backup is checked with `mariadb-aws-keys verify` before each
-#   restore that uses KMS.
+#   restore that uses KMS; verify (and list --data-files) read the data files too: the
+#   key id and versions they find in the real pages agree with
+#   information_schema, and a backup whose latest key version or whole
+#   key id is missing fails, naming the data file and the key file.
+#   5. The restore guard: a restored datadir started without its key
+#      files: the plugin generates no key, the server refuses to start,
+#      the error log names the data files and the fix; with the key files
+#      copied back it starts and reads every table.
 #
 # Prints "ok - ..." / "FAIL - ..." per check and "N passed, N failed";
 # exits non-zero on any failure. Bounded (240 s). AKM_BACKUP_KEEP=1 keeps
@@ -67,12 +74,18 @@ tool() { env "${SRV_ENV[@]}" timeout 120 "$TOOL" --no-defaults --endpoint-url "h
 TABLES="t1 t5 t6"
 
 # fill: tables on three keys, rows before and after two rotations of key 5
-# and one of key 6, pages flushed (so they use several key versions).
+# and one of key 6, pages flushed (so they use several key versions); a
+# ROW_FORMAT=COMPRESSED table (the pre-full_crc32 page format) and a
+# PAGE_COMPRESSED one, for the data-file check.
 fill() {
   q -e "CREATE DATABASE d; USE d;
     CREATE TABLE d.t1 (a INT PRIMARY KEY, b VARCHAR(200)) ENCRYPTED=YES;
     CREATE TABLE d.t5 (a INT PRIMARY KEY, b VARCHAR(200)) ENCRYPTED=YES ENCRYPTION_KEY_ID=5;
     CREATE TABLE d.t6 (a INT PRIMARY KEY, b VARCHAR(200)) ENCRYPTED=YES ENCRYPTION_KEY_ID=6;
+    CREATE TABLE d.tz (a INT PRIMARY KEY, b VARCHAR(200)) ROW_FORMAT=COMPRESSED ENCRYPTED=YES ENCRYPTION_KEY_ID=5;
+    CREATE TABLE d.tp (a INT PRIMARY KEY, b VARCHAR(200)) PAGE_COMPRESSED=1 ENCRYPTED=YES ENCRYPTION_KEY_ID=6;
+    INSERT INTO d.tz SELECT seq, REPEAT('zip', 50) FROM seq_1_to_2000;
+    INSERT INTO d.tp SELECT seq, REPEAT('pc', 70) FROM seq_1_to_2000;
     INSERT INTO d.t1 SELECT seq, REPEAT('one', 50) FROM seq_1_to_2000;
     INSERT INTO d.t5 SELECT seq, REPEAT('five', 40) FROM seq_1_to_2000;
     INSERT INTO d.t6 SELECT seq, REPEAT('six', 50) FROM seq_1_to_2000;
@@ -83,6 +96,8 @@ fill() {
     SET GLOBAL aws_key_management_rotate_key = 5;
     SET GLOBAL aws_key_management_rotate_key = 6;
     UPDATE d.t6 SET b = REPEAT('SIX', 50) WHERE a % 2 = 0;
+    UPDATE d.tz SET b = REPEAT('ZIP', 50) WHERE a % 3 = 0;
+    UPDATE d.tp SET b = REPEAT('PC', 70) WHERE a % 3 = 0;
     INSERT INTO d.t5 SELECT seq, REPEAT('5ive', 40) FROM seq_4001_to_5000;"
 }
 
@@ -147,7 +162,24 @@ if out=$(tool export --recipient "$RECIPIENT" --output "$WORK/keys.age" "$SRV_DI
    [[ "$out" == "sealed 7 key versions of $SRV_DIR/data into $WORK/keys.age"* ]]; then
   ok "mariadb-aws-keys export: $out"
 else echo "$out"; cat "$WORK/tool.err"; fail "export"; fi
+IS=$(q -e "SELECT NAME, CURRENT_KEY_ID, CURRENT_KEY_VERSION FROM information_schema.INNODB_TABLESPACES_ENCRYPTION WHERE NAME LIKE 'd/%' ORDER BY NAME" | tr '\t' ' ')
 srv_stop || fail "source server shutdown exit status $?"
+# The data files, read offline after a clean shutdown (every page on
+# disk): each table's key id is information_schema's, its pages' versions
+# are key versions that exist, at most the current one.
+if tool list --data-files --json "$SRV_DIR/data" >"$WORK/list-src.json" 2>"$WORK/tool.err"; then
+  got=$(perl -MJSON::PP -0777 -ne 'my $d = decode_json($_); for my $t (@{$d->{data_files}{innodb_tablespaces}}) {
+      next unless $t->{file} =~ m{/d/(t\w+)\.ibd$}; print "d/$1 $t->{key_id} ", join(",", map { $_->{version} } @{$t->{key_versions}}), " $t->{pages} $t->{unreadable_pages}\n" }' "$WORK/list-src.json")
+  bad=""
+  while read -r name id cur; do
+    read -r _ gid vers pages unreadable <<<"$(grep "^$name " <<<"$got")"
+    [ "$gid" = "$id" ] && [ -n "$vers" ] && [ "${unreadable:-1}" = 0 ] || bad+=" $name: key '$gid' versions '$vers' unreadable '$unreadable' (want key $id);"
+    for v in ${vers//,/ }; do ((v >= 1 && v <= cur)) || bad+=" $name: version $v (current $cur);"; done
+  done <<<"$IS"
+  if [ -z "$bad" ] && [ "$(wc -l <<<"$IS")" = 5 ]; then
+    ok "list reads the data files offline: key ids and page versions agree with information_schema ($(tr '\n' ';' <<<"$got"))"
+  else echo "$IS"; echo "$got"; fail "data files vs information_schema:$bad"; fi
+else cat "$WORK/tool.err"; fail "list --json of the stopped source datadir"; fi
 cp -a "$BK" "$WORK/backup1-unprepared"
 if [ "$(cd "$BK" && ls aws-kms-key.* 2>/dev/null | sort | tr '\n' ' ')" = "$KEYS" ]; then
   ok "the backup holds the key files"
@@ -160,16 +192,52 @@ tool verify "$WORK/backup1-lost" >/dev/null 2>"$WORK/tool.err"
 if grep -q "key 5: version 2 missing (below aws-kms-key.5.3): data encrypted with them cannot be read" "$WORK/tool.err"; then
   ok "a backup missing aws-kms-key.5.2: verify names it ($(grep -o 'key 5: version 2 missing[^:]*' "$WORK/tool.err"))"
 else cat "$WORK/tool.err"; fail "verify of a backup missing a key file"; fi
-if out=$(tool verify "$BK" 2>"$WORK/tool.err") && [[ "$out" == "verified 7 key files in $BK: 7 ok, 0 failed"* ]]; then
-  ok "mariadb-aws-keys verify of the backup before the restore: $out"
+if out=$(tool verify "$BK" 2>"$WORK/tool.err") && [[ "$out" == "verified 7 key files in $BK: 7 ok, 0 failed"* ]] &&
+   [[ "$out" =~ "data files in $BK: "[0-9]+" InnoDB tablespaces ("[1-9][0-9]*" encrypted), "[^$'\n']*" 0 missing, 0 files not read" ]]; then
+  ok "mariadb-aws-keys verify of the backup before the restore: $(tr '\n' ' ' <<<"$out")"
 else echo "$out"; cat "$WORK/tool.err"; fail "verify of the backup"; fi
 if env "${BACKUP_ENV[@]}" timeout 120 mariadb-backup --prepare --target-dir="$BK" >"$WORK/prepare1.log" 2>&1; then
   ok "mariadb-backup --prepare (loads the plugin from backup-my.cnf; KMS through the credentials file)"
 else tail -5 "$WORK/prepare1.log"; fail "--prepare"; fi
+# The latest version of key 5 lost, and key 6 entirely: no gap between
+# versions shows it; the data files do.
+cp -a "$BK" "$WORK/backup1-nolatest"
+rm -f "$WORK/backup1-nolatest"/aws-kms-key.5.3 "$WORK/backup1-nolatest"/aws-kms-key.6.*
+tool verify "$WORK/backup1-nolatest" >"$WORK/verify-nolatest.out" 2>"$WORK/tool.err"; rc=$?
+if ((rc == 1)) && grep -Eq "^mariadb-aws-keys: MISSING key file aws-kms-key.5.3: d/t5.ibd(, d/tz.ibd)? in $WORK/backup1-nolatest need aws-kms-key.5.3 \(key 5 version 3\), which is not in $WORK/backup1-nolatest: their data cannot be read without it. copy it from" "$WORK/tool.err" &&
+   grep -Eq "^mariadb-aws-keys: MISSING key file aws-kms-key.6.[12]: (d/t6.ibd|d/tp.ibd)" "$WORK/tool.err" &&
+   grep -q "^verified 4 key files in $WORK/backup1-nolatest: 4 ok, 0 failed" "$WORK/verify-nolatest.out"; then
+  ok "a backup missing its latest aws-kms-key.5.3 and key 6: every file left verifies, the data files name what is missing (exit 1)"
+else echo "rc=$rc"; cat "$WORK/verify-nolatest.out" "$WORK/tool.err"; fail "verify of a backup missing the latest version"; fi
+if tool verify --json "$WORK/backup1-nolatest" >"$WORK/verify-nolatest.json" 2>/dev/null; [ $? = 1 ] &&
+   missing=$(perl -MJSON::PP -0777 -ne 'my $d = decode_json($_); print "$_->{file}:", join(",", @{$_->{used_by}}), "\n" for @{$d->{data_files}{missing}}' "$WORK/verify-nolatest.json") &&
+   grep -q "^aws-kms-key.5.3:.*d/t5.ibd" <<<"$missing" && grep -q "^aws-kms-key.6.2:.*d/t6.ibd" <<<"$missing" &&
+   ! grep -qv "^aws-kms-key.\(5.3\|6.1\|6.2\):" <<<"$missing"; then
+  ok "verify --json: data_files.missing names the key files and the tablespaces"
+else cat "$WORK/verify-nolatest.json" | head -50; fail "verify --json of a backup missing keys"; fi
 restore_and_check "datadir keys" "$BK" "$WORK/restore1"
 if [ "$(cd "$WORK/restore1/data" && ls aws-kms-key.* | sort | tr '\n' ' ')" = "$KEYS" ]; then
   ok "datadir keys: the key files came back with the data, no new key made"
 else fail "datadir keys: restored key files: $(cd "$WORK/restore1/data" && ls aws-kms-key.* | tr '\n' ' ')"; fi
+
+# ------------------- 5. the restore guard: started without its key files
+SRV_DIR="$WORK/restore-nokeys"
+mkdir -p "$SRV_DIR" "$WORK/keys-aside"
+if env "${BACKUP_ENV[@]}" timeout 120 mariadb-backup --copy-back --target-dir="$BK" --datadir="$SRV_DIR/data" >"$WORK/copyback-nokeys.log" 2>&1; then
+  mv "$SRV_DIR/data"/aws-kms-key.* "$WORK/keys-aside/"
+  if srv_start "${RESTORE_OPTS[@]}" >"$WORK/start-nokeys.log" 2>&1; then
+    fail "restored without key files: the server started"; srv_stop
+  elif grep -q "\[ERROR\] .*AWS KMS plugin: no key file in the datadir, but the datadir holds data encrypted with key ids 1, 5, 6 (d/t1.ibd (key 1), .*d/t6.ibd (key 6).*): no new key will be generated (a new key would not read that data); copy the key files (aws-kms-key.\*) from the backup, or from the source server's key directory, into the datadir (or write them back from a recovery bundle with mariadb-aws-keys import) and restart the server" "$SRV_DIR/error.log" &&
+       grep -q "\[ERROR\] .*AWS KMS plugin: key id 1 has no key file in the datadir, but the datadir holds data encrypted with it (d/t1.ibd (key 1))" "$SRV_DIR/error.log" &&
+       ! ls "$SRV_DIR/data"/aws-kms-key.* >/dev/null 2>&1; then
+    ok "restored without key files: the server refuses to start, no key is generated, the error log names the data and the fix"
+  else grep -E "ERROR|AWS KMS" "$SRV_DIR/error.log" | head; ls "$SRV_DIR/data"; fail "restored without key files"; fi
+  cp -a "$WORK/keys-aside/." "$SRV_DIR/data/"
+  if srv_start "${RESTORE_OPTS[@]}" && [ "$(checksums)" = "$SUMS" ]; then
+    ok "the key files copied back: the server starts and reads every table"
+  else fail "after copying the key files back: checksums '$(checksums)'"; fi
+  srv_stop || fail "restore guard: shutdown exit status $?"
+else tail -5 "$WORK/copyback-nokeys.log"; fail "restore guard: --copy-back"; fi
 
 # ------------------------------------- 2. keyfile_dir outside the datadir
 KEYFILE_DIR="$WORK/keys2"

@@ -133,9 +133,11 @@ if tool list --server --json; then
   [ "$got" = "$want" ] && ok "list --server: key 5/6 versions 1-2 not needed (re-encrypted, dropped); key 1 in use; key 2 kept (temporary files)" ||
     { show; fail "list --server statuses: $got; want $want"; }
   used=$(perl -MJSON::PP -0777 -ne 'my $d = decode_json($_); for (@{$d->{keys}}) { print "$_->{file}: ", join("; ", @{$_->{used_by}}), "\n" }' "$WORK/out")
-  echo "$used" | grep -q "^aws-kms-key.1.1: .*redo-log: $DATA/ib_logfile0; binlog: mysql-bin.000001$" &&
-  echo "$used" | grep -q "^aws-kms-key.1.2: .*binlog: mysql-bin.000002$" && echo "$used" | grep -q "^aws-kms-key.1.3: .*binlog: mysql-bin.000003$" &&
-  echo "$used" | grep -q "^aws-kms-key.5.3: innodb: 1 tablespace (first: d/t5)$" &&
+  # (grep -q on a here-string: echo | grep -q fails under pipefail when
+  # grep exits before echo has written everything.)
+  grep -q "^aws-kms-key.1.1: .*redo-log: $DATA/ib_logfile0; binlog: mysql-bin.000001$" <<<"$used" &&
+  grep -q "^aws-kms-key.1.2: .*binlog: mysql-bin.000002$" <<<"$used" && grep -q "^aws-kms-key.1.3: .*binlog: mysql-bin.000003$" <<<"$used" &&
+  grep -q "^aws-kms-key.5.3: innodb: 1 tablespace (first: d/t5)$" <<<"$used" &&
     ok "used by: the redo log (key 1 version 1), each binlog its own version, d/t5" || { echo "$used" | sed 's/^/#   /'; fail "used_by"; }
   # The redo log's version as InnoDB reads it: its header, checked
   # against the bytes (big-endian key id 1 and version at offset 48).
@@ -219,7 +221,7 @@ srv_stop || fail "shutdown"
 mark=$(wc -l <"$SRV_DIR/error.log")
 if srv_start; then
   log=$(tail -n +"$((mark + 1))" "$SRV_DIR/error.log")
-  echo "$log" | grep -q "AWS KMS plugin: unwrapped 16 of 16 key versions at start" && ! echo "$log" | grep -q "could not be decrypted" &&
+  grep -q "AWS KMS plugin: unwrapped 16 of 16 key versions at start" <<<"$log" && ! grep -q "could not be decrypted" <<<"$log" &&
     ok "restart with the old CMK disabled: 16 of 16 versions unwrapped" || { echo "$log" | grep "AWS KMS" | sed 's/^/#   /'; fail "restart log"; }
   counts=$(q -e "SELECT COUNT(*) FROM d.t1; SELECT COUNT(*) FROM d.t5; SELECT COUNT(*) FROM d.t6b; SELECT COUNT(*) FROM d.aria" | tr '\n' ' ')
   [ "$counts" = "2301 2300 1 100 " ] && ok "every table reads back: $counts" || fail "tables: $counts"

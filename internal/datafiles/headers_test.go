@@ -1,4 +1,4 @@
-package keyusage
+package datafiles
 
 import (
 	"bytes"
