@@ -3,7 +3,7 @@
 # counting every test of every level. Exits non-zero on any failure; an
 # mtr test that is skipped counts as failed (the suite must run here).
 #   scripts/test.sh            all levels
-#   scripts/test.sh LEVEL...   some of: lint unit build abi keycache release kmscli mtr kms crash tools backup
+#   scripts/test.sh LEVEL...   some of: lint unit build abi keycache release kmscli mtr kms crash tools backup suite
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -12,7 +12,7 @@ export AWS_EC2_METADATA_DISABLED=true
 LOGS="$ROOT/build/test-logs"
 mkdir -p "$LOGS"
 levels=("$@")
-((${#levels[@]})) || levels=(lint unit build abi keycache release kmscli mtr kms crash tools backup)
+((${#levels[@]})) || levels=(lint unit build abi keycache release kmscli mtr kms crash tools backup suite)
 
 PASS=0 FAIL=0
 FAILED_ITEMS=()
@@ -315,10 +315,18 @@ backup() {
   run_script "backups and restores" tests/backup/run.sh
 }
 
+suite() {
+  section "suite: MariaDB's own encryption mtr suite, the mock build in file_key_management's place"
+  if ! make -s mock >"$LOGS/suite-build.log" 2>&1; then cat "$LOGS/suite-build.log"; bad "make mock"; return; fi
+  run_script "stock encryption suite" tests/suite/run.sh
+  # Passes, failures, mtr skips (not counted) and exclusions.
+  grep -E '^# encryption suite:' "$LOGS/suite.log" | sed 's/^# /  /'
+}
+
 for l in "${levels[@]}"; do
   case "$l" in
-    lint|unit|build|abi|keycache|release|kmscli|mtr|kms|crash|tools|backup) "$l" ;;
-    *) echo "unknown level $l (want lint unit build abi keycache release kmscli mtr kms crash tools backup)"; exit 2 ;;
+    lint|unit|build|abi|keycache|release|kmscli|mtr|kms|crash|tools|backup|suite) "$l" ;;
+    *) echo "unknown level $l (want lint unit build abi keycache release kmscli mtr kms crash tools backup suite)"; exit 2 ;;
   esac
 done
 
