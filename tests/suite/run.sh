@@ -3,8 +3,10 @@
 # plugin's mock build (build/mock/aws_key_management.so, made with `make
 # mock`) as the key plugin, in the real mariadbd.
 #
-# The stock tests are not edited. The suite is copied to build/suite/ at
-# test time and only the loading of the key plugin is changed there:
+# The stock tests are not edited. The suite is copied at test time to
+# build/suite/mysql-test/suite/encryption (the rest of that mysql-test tree
+# links to the stock one) and only the loading of the key plugin is
+# changed there:
 #   - lines of *.opt and *.combinations that load or configure
 #     file_key_management or example_key_management are dropped;
 #   - mysql-test/encryption_suite/ is laid over the copy: suite.opt loads
@@ -35,9 +37,6 @@ OVERLAY="$ROOT/mysql-test/encryption_suite"
 SO="$ROOT/build/mock/aws_key_management.so"
 W="$ROOT/build/suite"
 LOG="$W/mtr.log"
-LINK=""
-cleanup() { [ -z "$LINK" ] || rm -rf "$LINK"; }
-trap cleanup EXIT
 trap 'fail "run interrupted (signal or the 2700 s bound)"; finish' INT TERM
 
 [ -d "$STOCK/suite/encryption" ] || { fail "no stock encryption suite in $STOCK/suite/encryption (install mariadb-test: scripts/deps.sh)"; finish; }
@@ -49,24 +48,32 @@ trap 'fail "run interrupted (signal or the 2700 s bound)"; finish' INT TERM
 STOCK_PLUGINS=$(mariadbd --no-defaults --verbose --help 2>/dev/null | awk '$1 == "plugin-dir" { print $2 }')
 [ -d "$STOCK_PLUGINS" ] || { fail "cannot find the server's plugin-dir (got '$STOCK_PLUGINS')"; finish; }
 
+# One run at a time: a second one would remove this one's copy.
+mkdir -p "$ROOT/build"
+exec 9>"$ROOT/build/suite.lock"
+flock -n 9 || { fail "another run of tests/suite/run.sh holds $ROOT/build/suite.lock"; finish; }
 rm -rf "$W"
-mkdir -p "$W/plugins" "$W/suites"
+mkdir -p "$W/plugins"
 ln -s "$STOCK_PLUGINS"/* "$W/plugins/"
 ln -sf "$SO" "$W/plugins/aws_key_management.so"
 
-# The copy. Relative paths of the stock tests still resolve: the suite's
-# t/../../innodb and ../../mariabackup, and <suite>/../../suite/innodb.
-cp -r "$STOCK/suite/encryption" "$W/suites/encryption"
-ln -s "$STOCK/suite/innodb" "$W/suites/innodb"
-ln -s "$STOCK/suite/mariabackup" "$W/suites/mariabackup"
-ln -s "$STOCK/suite" "$W/suite"
-# Tests that source suite/encryption/include/... find the copy's files.
-ln -s .. "$W/suites/encryption/suite"
-sed -i -E '/(file|example)[-_]key[-_]management/Id' \
-  "$W/suites/encryption"/t/*.opt "$W/suites/encryption"/include/*.opt "$W/suites/encryption"/include/*.combinations
-rm "$W/suites/encryption/include/have_file_key_management_plugin.combinations"
-cp -r "$OVERLAY"/. "$W/suites/encryption/"
-left=$(grep -rliE '(file|example)[-_]key[-_]management' "$W/suites/encryption" --include='*.opt' --include='*.combinations' --include='*.cnf')
+# A mysql-test tree of links to the stock one in which suite/encryption is
+# the copy: mtr runs there and finds the suite by its name (so test names
+# carry no path), and the stock tests' relative paths (../../innodb/...,
+# suite/encryption/include/...) resolve as in the stock tree.
+# mtr takes its base directory from the tree's parent: it finds the
+# programs, charsets and plugins of the installed server through links.
+T="$W/mysql-test"
+mkdir -p "$T/suite"
+for d in bin sbin lib share; do ln -s "/usr/$d" "$W/$d"; done
+for f in "$STOCK"/*; do [ "$(basename "$f")" = suite ] || ln -s "$f" "$T/"; done
+for f in "$STOCK"/suite/*; do [ "$(basename "$f")" = encryption ] || ln -s "$f" "$T/suite/"; done
+cp -r "$STOCK/suite/encryption" "$T/suite/encryption"
+C="$T/suite/encryption"
+sed -i -E '/(file|example)[-_]key[-_]management/Id' "$C"/t/*.opt "$C"/include/*.opt "$C"/include/*.combinations
+rm "$C/include/have_file_key_management_plugin.combinations"
+cp -r "$OVERLAY"/. "$C/"
+left=$(grep -rliE '(file|example)[-_]key[-_]management' "$C" --include='*.opt' --include='*.combinations' --include='*.cnf')
 [ -z "$left" ] || fail "the copy still loads another key plugin: $left"
 
 # Every exclusion names a stock test, and README lists it with its reason.
@@ -75,13 +82,10 @@ while read -r name _; do
   grep -qF "\`$name\`" "$ROOT/README.md" || fail "$SKIP lists $name, which README.md's \"MariaDB's encryption suite\" does not"
 done < <(grep -vE '^\s*(#|$)' "$SKIP")
 
-# mtr splits --suite at '-': reach the copy by a path without one.
-LINK=$(mktemp -d /tmp/akmencXXXXXX)
-ln -s "$W" "$LINK/w"
 note "mtr log: $LOG"
 # shellcheck disable=SC2086
-(cd "$STOCK" && AWS_KEY_MANAGEMENT_SO=aws_key_management.so \
-  timeout 2500 perl mtr --vardir="$W/var" --suite="$LINK/w/suites/encryption" \
+(cd "$T" && AWS_KEY_MANAGEMENT_SO=aws_key_management.so \
+  timeout 2500 perl mtr --vardir="$W/var" --suite=encryption \
     --mysqld=--plugin-dir="$W/plugins" --parallel="${AKM_SUITE_PARALLEL:-2}" --force --retry=0 \
     --max-test-fail=0 --max-save-datadir=60 --testcase-timeout=15 --suite-timeout=40 --skip-test-list="$SKIP" \
     --big-test ${AKM_SUITE_TESTS:-}) >"$LOG" 2>&1
@@ -96,7 +100,7 @@ while IFS=$'\t' read -r test status rest; do
     skipped) skipped=$((skipped + 1)); note "skipped (not counted): $test: $rest" ;;
     disabled) excluded=$((excluded + 1)); note "excluded: $test: $rest" ;;
   esac
-done < <(perl -ne 'print "$1\t$2\t$3\n" if /^(?:\S*\/)?(encryption\.\S+(?: \x27[^\x27]*\x27)?)\s+(?:w\d+\s+)?\[ (pass|fail|skipped|disabled) \]\s*(.*)$/' "$LOG")
+done < <(perl -ne 'print "$1\t$2\t$3\n" if /^(encryption\.\S+(?: \x27[^\x27]*\x27)?)\s+(?:w\d+\s+)?\[ (pass|fail|skipped|disabled) \]\s*(.*)$/' "$LOG")
 note "encryption suite: $passed passed, $failed failed, $skipped skipped (not counted), $excluded excluded (mysql-test/encryption-suite.skip); mtr exit $rc"
 # mtr's last line counts the tests that ran ("Completed: All N tests were
 # successful." or "Completed: Failed F/N tests, ..."): a run cut short
@@ -104,7 +108,7 @@ note "encryption suite: $passed passed, $failed failed, $skipped skipped (not co
 done_line=$(grep -E '^Completed: ' "$LOG" | tail -1)
 total=$(sed -nE 's/^Completed: (All ([0-9]+) tests|Failed [0-9]+\/([0-9]+) tests).*/\2\3/p' <<<"$done_line")
 if [ -z "$total" ]; then
-  fail "mtr did not finish (exit $rc, no 'Completed:' line): tests are missing"
+  fail "mtr did not print its summary (exit $rc, no 'Completed:' line): some tests may not have run"
 elif ((total != passed + failed)); then
   fail "mtr counted $total tests, the result lines $((passed + failed))"
 fi
