@@ -23,8 +23,10 @@
 # reason (mtr --skip-test-list: they show as "[ disabled ]"). Every other
 # test must pass: "ok - encryption.NAME 'COMBINATION'" per pass, "FAIL - "
 # per failure; an mtr skip (a feature this server lacks, e.g. have_debug)
-# is a "# skipped" line, counted neither as a pass nor as a failure. Last
-# line: "N passed, N failed". The run is bounded (2700 s).
+# is a "# skipped" line, counted neither as a pass nor as a failure. Then
+# the by-design exclusions ("(b)") are run without the list: each must fail
+# where it expects a missing key 3. Last line: "N passed, N failed". The
+# run is bounded (2700 s).
 # The suite's one big test (create_or_replace_big) takes seconds here, so
 # --big-test is on. AKM_SUITE_TESTS="name ..." runs only those tests;
 # AKM_SUITE_PARALLEL sets mtr's --parallel (2 by default).
@@ -127,4 +129,25 @@ else fail "no 'generated encrypted datakey' line in the servers' error logs ($W/
 other=$(cat "$W"/var/*/log/mysqld.*.err 2>/dev/null | grep -E "(file|example)_key_management" | head -3)
 if [ -z "$other" ]; then ok "no server loaded file_key_management or example_key_management"
 else fail "another key plugin in the error logs: $other"; fi
+
+# The by-design exclusions (b) stay true: run without the exclusion list,
+# each must fail exactly where file_key_management refuses key 3 and this
+# plugin creates it.
+bydesign=$(sed -nE 's/^([^ #]+) : \(b\).*/\1/p' "$SKIP" | tr '\n' ' ')
+if [ -n "$bydesign" ]; then
+  # shellcheck disable=SC2086
+  (cd "$T" && AWS_KEY_MANAGEMENT_SO=aws_key_management.so \
+    timeout 600 perl mtr --vardir="$W/var-bydesign" --suite=encryption \
+      --mysqld=--plugin-dir="$W/plugins" --parallel=1 --force --retry=0 --max-test-fail=0 \
+      --testcase-timeout=5 --suite-timeout=10 $bydesign) >"$W/mtr-bydesign.log" 2>&1
+  for name in $bydesign; do
+    # The failure report follows the test's "[ fail ]" line.
+    msg=$(awk -v t="encryption.$name " 'index($0, t) == 1 && /\[ fail \]/ { f = 1; next } f && /^mysqltest: / { print; exit }' "$W/mtr-bydesign.log")
+    if grep -qE "ENCRYPTION_KEY_ID=3' succeeded - should have failed with error ER_CANT_CREATE_TABLE" -i <<<"$msg"; then
+      ok "excluded by design, checked: $name fails where it expects key 3 to be missing (this plugin creates it)"
+    else
+      fail "$name is excluded as a by-design difference (key 3), but without the exclusion it gives: ${msg:-no failure} ($W/mtr-bydesign.log)"
+    fi
+  done
+fi
 finish
