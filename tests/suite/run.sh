@@ -121,12 +121,13 @@ elif ((rc != 0)); then
   fail "mtr exited $rc with no failed test (timeout, crash or a setup error)"
 fi
 ((passed > 0)) || fail "no stock test passed"
-# The servers' error logs: the keys came from this plugin, and no other key
-# plugin was loaded.
-ids=$(cat "$W"/var/*/log/mysqld.*.err 2>/dev/null | sed -nE 's/.*AWS KMS plugin: generated encrypted datakey for key id=([0-9]+),.*/\1/p' | sort -nu | tr '\n' ' ')
+# The servers' error logs (var/log with one worker, var/N/log with more):
+# the keys came from this plugin, and no other key plugin was loaded.
+errlogs() { cat "$W"/var/log/mysqld.*.err "$W"/var/[0-9]*/log/mysqld.*.err 2>/dev/null; }
+ids=$(errlogs | sed -nE 's/.*AWS KMS plugin: generated encrypted datakey for key id=([0-9]+),.*/\1/p' | sort -nu | tr '\n' ' ')
 if [ -n "$ids" ]; then ok "the servers made their keys through aws_key_management (key ids: ${ids% })"
-else fail "no 'generated encrypted datakey' line in the servers' error logs ($W/var/*/log)"; fi
-other=$(cat "$W"/var/*/log/mysqld.*.err 2>/dev/null | grep -E "(file|example)_key_management" | head -3)
+else fail "no 'generated encrypted datakey' line in the servers' error logs ($W/var)"; fi
+other=$(errlogs | grep -E "(file|example)_key_management" | head -3)
 if [ -z "$other" ]; then ok "no server loaded file_key_management or example_key_management"
 else fail "another key plugin in the error logs: $other"; fi
 
