@@ -13,7 +13,7 @@ LOGS="$ROOT/build/test-logs"
 mkdir -p "$LOGS"
 # Every level, in the order a full run takes them (each is a function
 # below; install's is install_level, so as not to shadow install(1)).
-ALL_LEVELS=(lint unit build abi keycache release kmscli mtr kms crash tools backup creds mfa install deb)
+ALL_LEVELS=(lint unit build abi keycache release kmscli mtr kms crash tools backup creds mfa suite install deb)
 levels=("$@")
 ((${#levels[@]})) || levels=("${ALL_LEVELS[@]}")
 
@@ -347,6 +347,14 @@ mfa() {
   section "mfa: iam-kms-wrapper, session expiry and enable/disable-key with MFA, release build in a real mariadbd"
   if ! make -s release tool wrapper >"$LOGS/mfa-build.log" 2>&1; then cat "$LOGS/mfa-build.log"; bad "make release tool wrapper"; return; fi
   run_script "MFA start wrapper and key enable/disable" tests/mfa/run.sh
+}
+
+suite() {
+  section "suite: MariaDB's own encryption mtr suite, the mock build in file_key_management's place"
+  if ! make -s mock >"$LOGS/suite-build.log" 2>&1; then cat "$LOGS/suite-build.log"; bad "make mock"; return; fi
+  run_script "stock encryption suite" tests/suite/run.sh
+  # Passes, failures, mtr skips (not counted) and exclusions.
+  grep -E '^# encryption suite:' "$LOGS/suite.log" | sed 's/^# /  /'
 }
 
 for l in "${levels[@]}"; do
