@@ -13,7 +13,7 @@ GOFLAGS_BUILD := -buildmode=c-shared -trimpath -ldflags='-s -w'
 GO_SOURCES := $(shell find cabi plugin internal -name '*.go' -o -name '*.c' -o -name '*.h' 2>/dev/null) go.mod go.sum
 TOOL_SOURCES := $(shell find cmd/mariadb-aws-keys internal -name '*.go' 2>/dev/null) go.mod go.sum
 
-.PHONY: all release mock tool deps test lint unit abi keycache mtr tools repl demo bench clean
+.PHONY: all release mock tool deps test lint unit abi keycache mtr tools repl galera demo bench clean
 
 all: release tool
 release: $(BUILD)/aws_key_management.so
@@ -70,6 +70,8 @@ tools: $(BUILD)/aws_key_management.so $(BUILD)/mariadb-aws-keys
 
 repl: $(BUILD)/aws_key_management.so $(BUILD)/mariadb-aws-keys
 	@scripts/test.sh repl
+galera: $(BUILD)/aws_key_management.so $(BUILD)/mariadb-aws-keys
+	@scripts/test.sh galera
 
 demo: deps release
 	@scripts/demo.sh

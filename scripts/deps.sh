@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(mariadb-server mariadb-test mariadb-backup libmariadbd-dev libmariadb-dev
-              gcc make cmake perl procps curl)
+              gcc make cmake perl procps curl
+              galera-4 socat)  # the galera level: the provider, and SST by mariabackup streams over socat
 STATICCHECK_VERSION=v0.8.2  # pinned so every machine runs the same checks
 GO_MIN=1.25
 

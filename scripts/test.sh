@@ -3,7 +3,7 @@
 # counting every test of every level. Exits non-zero on any failure; an
 # mtr test that is skipped counts as failed (the suite must run here).
 #   scripts/test.sh            all levels
-#   scripts/test.sh LEVEL...   some of: lint unit build abi keycache release kmscli mtr kms crash tools backup repl
+#   scripts/test.sh LEVEL...   some of: lint unit build abi keycache release kmscli mtr kms crash tools backup repl galera
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -12,7 +12,7 @@ export AWS_EC2_METADATA_DISABLED=true
 LOGS="$ROOT/build/test-logs"
 mkdir -p "$LOGS"
 levels=("$@")
-((${#levels[@]})) || levels=(lint unit build abi keycache release kmscli mtr kms crash tools backup repl)
+((${#levels[@]})) || levels=(lint unit build abi keycache release kmscli mtr kms crash tools backup repl galera)
 
 PASS=0 FAIL=0
 FAILED_ITEMS=()
@@ -320,10 +320,15 @@ repl() {
   run_script "replication" tests/repl/run.sh
 }
 
+galera() {
+  section "galera: a 3-node Galera cluster, SST by mariadb-backup, IST (release build, loopback KMS)"
+  run_script "Galera cluster" tests/galera/run.sh
+}
+
 for l in "${levels[@]}"; do
   case "$l" in
-    lint|unit|build|abi|keycache|release|kmscli|mtr|kms|crash|tools|backup|repl) "$l" ;;
-    *) echo "unknown level $l (want lint unit build abi keycache release kmscli mtr kms crash tools backup repl)"; exit 2 ;;
+    lint|unit|build|abi|keycache|release|kmscli|mtr|kms|crash|tools|backup|repl|galera) "$l" ;;
+    *) echo "unknown level $l (want lint unit build abi keycache release kmscli mtr kms crash tools backup repl galera)"; exit 2 ;;
   esac
 done
 
