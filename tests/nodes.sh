@@ -15,7 +15,8 @@
 #   node_kill_all           kill -9 of every node still running and of the
 #                           processes it started (the EXIT trap)
 #   node_free_ports BASE K  K free loopback ports from BASE up, one a line
-#   node_kms_cnf            the plugin's lines of an option file: the
+#   node_cnf N              the start of node N's option file: [client],
+#                           and [mariadb] with its paths, the plugin on the
 #                           loopback KMS of scripts/kms.sh, encryption on
 
 . "$ROOT/scripts/server.sh"
@@ -77,8 +78,18 @@ node_kill_all() {
   NODE_PID=()
 }
 
-node_kms_cnf() {
+node_cnf() {
+  local d; d=$(node_dir "$1")
   cat <<EOF
+[client]
+socket = $d/mysqld.sock
+user = root
+
+[mariadb]
+datadir = $d/data
+socket = $d/mysqld.sock
+port = ${NODE_PORT[$1]}
+plugin_dir = $SRV_PLUGIN_DIR
 plugin_load_add = aws_key_management
 aws_key_management_master_key_id = $KMS_ALIAS
 aws_key_management_endpoint_url = http://$KMS_ADDR
@@ -87,5 +98,7 @@ innodb_encrypt_tables = ON
 innodb_encrypt_log = ON
 encrypt_tmp_files = ON
 encrypt_binlog = ON
+innodb_buffer_pool_size = 32M
+binlog_format = ROW
 EOF
 }

@@ -68,19 +68,7 @@ TOOL="$ROOT/build/mariadb-aws-keys"
 write_cnf() {
   local n=$1 d; d=$(node_dir "$1")
   mkdir -p "$d"
-  cat >"$d/my.cnf" <<EOF
-[client]
-socket = $d/mysqld.sock
-user = root
-
-[mariadb]
-datadir = $d/data
-socket = $d/mysqld.sock
-port = ${NODE_PORT[$n]}
-plugin_dir = $SRV_PLUGIN_DIR
-$(node_kms_cnf)
-innodb_buffer_pool_size = 32M
-binlog_format = ROW
+  { node_cnf "$n"; cat <<EOF
 innodb_autoinc_lock_mode = 2
 
 [galera]
@@ -99,6 +87,7 @@ wsrep_sst_receive_address = 127.0.0.1:${SST[$n]}
 sockopt = bind=127.0.0.1
 sst-log-archive-dir = $d/sst-log-archive
 EOF
+  } >"$d/my.cnf"
   if [ -n "${2:-}" ]; then sed -i "s|^aws_key_management_endpoint_url = .*|aws_key_management_endpoint_url = $2|" "$d/my.cnf"; fi
   if [ -n "${3:-}" ]; then sed -i "s|^aws_key_management_master_key_id = .*|aws_key_management_master_key_id = $3|" "$d/my.cnf"; fi
 }

@@ -48,27 +48,17 @@ NODE_PORT=(0 "${NODE_PORT[@]}")
 # The servers see only the credentials file (kms_env).
 mapfile -t SRV_ENV < <(kms_env)
 
-# write_cnf N: node N's option file (server_id N); srv_start adds the
-# port and plugin_dir (the datadir is there for mariadb-aws-keys).
+# write_cnf N: node N's option file (server_id N).
 write_cnf() {
   local n=$1 d; d=$(node_dir "$1")
-  cat >"$d/my.cnf" <<EOF
-[client]
-socket = $d/mysqld.sock
-user = root
-
-[mariadb]
-datadir = $d/data
-socket = $d/mysqld.sock
-$(node_kms_cnf)
-innodb_buffer_pool_size = 32M
+  { node_cnf "$n"; cat <<EOF
 server_id = $n
 log_bin = mysql-bin
 relay_log = relay-bin
 log_slave_updates = ON
-binlog_format = ROW
 gtid_strict_mode = ON
 EOF
+  } >"$d/my.cnf"
 }
 for n in 1 2; do
   node_install "$n" || { fail "mariadb-install-db (node $n)"; finish; }
