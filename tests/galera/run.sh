@@ -13,11 +13,17 @@
 #   4. Node 2 stops, node 1 writes, node 2 comes back by IST (its log says
 #      so) with the rows.
 #   5. Node 3 restarted with KMS unreachable (a closed loopback port): its
-#      error log says so; nodes 1 and 2 keep serving as a primary
+#      error log says so, InnoDB refuses to start without key 1 and the
+#      node does not join; nodes 1 and 2 keep serving as a primary
 #      component.
 #   6. Node 3 back with another master key (CMK): it still unwraps the key
 #      files wrapped under the first one (each blob names its CMK), and a
 #      new key of node 3 is wrapped under the new CMK.
+#   7. Node 1 with its key files in keyfile_dir (not the datadir): a node
+#      joining by SST from it gets no key file and fails; the others keep
+#      serving.
+   8. A joiner whose only KMS credentials are <datadir>/.aws/credentials:
+#      the SST script empties the datadir first, the SST fails.
 #
 # Prints "ok - ..." / "FAIL - ..." per check and "N passed, N failed";
 # exits non-zero on any failure. Bounded (600 s). AKM_GALERA_KEEP=1 keeps
@@ -97,6 +103,19 @@ status() { node_sql "$1" -e "SELECT CONCAT(@@wsrep_node_name, ':', VARIABLE_VALU
 count() { node_sql "$1" -e "SELECT COUNT(*) FROM d.$2"; }
 # synced N: node N has applied everything (bounded wait by a write barrier).
 synced() { node_sql "$1" -e "SET SESSION wsrep_sync_wait=15; SELECT 1" >/dev/null; }
+
+# two_primary: nodes 1 and 2 form a primary component of 2 (waits up to
+# 60 s for them to notice that node 3 is gone); sets st.
+two_primary() {
+  local i
+  for i in $(seq 1 60); do
+    st=$(for n in 1 2; do node_sql "$n" -e "SELECT CONCAT(@@wsrep_node_name, ':', (SELECT GROUP_CONCAT(VARIABLE_VALUE ORDER BY VARIABLE_NAME)
+      FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME IN ('WSREP_CLUSTER_SIZE', 'WSREP_CLUSTER_STATUS')))"; done | tr '\n' ' ')
+    [ "$st" = "n1:2,Primary n2:2,Primary " ] && return 0
+    sleep 1
+  done
+  return 1
+}
 
 # --------------------------------------------------- 1. bootstrap, SST
 # Nodes 2 and 3 start with an empty datadir: SST fills it.
@@ -208,9 +227,7 @@ if ((started != 0)) && grep -q "InnoDB: cannot enable encryption, encryption plu
   ok "node 3 refuses to start without its keys (InnoDB: 'cannot enable encryption'), it does not join"
 else sed 's/^/#   /' "$WORK/n3-nokms.out" | tail -5; fail "node 3 without KMS: started=$started"; fi
 node_sql 1 -e "INSERT INTO d.t5 (b, n) VALUES ('while node 3 had no KMS', 'n1')" || fail "node 1 write while node 3 has no KMS"
-st=$(for n in 1 2; do node_sql "$n" -e "SELECT CONCAT(@@wsrep_node_name, ':', (SELECT GROUP_CONCAT(VARIABLE_VALUE ORDER BY VARIABLE_NAME)
-  FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME IN ('WSREP_CLUSTER_SIZE', 'WSREP_CLUSTER_STATUS')))"; done | tr '\n' ' ')
-if [ "$st" = "n1:2,Primary n2:2,Primary " ] &&
+if two_primary &&
    [ "$(node_sql 2 -e "SET SESSION wsrep_sync_wait=15; SELECT COUNT(*) FROM d.t5 WHERE b = 'while node 3 had no KMS'")" = 1 ]; then
   ok "nodes 1 and 2 keep serving as a primary component of 2 ($st)"
 else fail "nodes 1 and 2 while node 3 has no KMS: $st"; fi
@@ -243,6 +260,55 @@ if node_start 3; then
   same_everywhere && ok "the three nodes hold the same data (CHECKSUM TABLE)" || fail "checksums at the end"
 else fail "node 3 did not come back with the second CMK"; fi
 
-for n in 3 2 1; do node_stop "$n" || fail "node $n shutdown exit status $?"; done
+# --------------------------------------------------- 7. keyfile_dir
+# Node 1 keeps its key files in a directory of its own (keyfile_dir =
+# keys, under the datadir; another path behaves the same): mariadb-backup
+# does not copy it, so a joiner by SST from node 1 cannot read the data.
+node_stop 3 || fail "node 3 shutdown exit status $?"
+node_stop 1 || fail "node 1 shutdown exit status $?"
+D1=$(node_dir 1)/data
+install -d -m 0700 "$D1/keys" && mv "$D1"/aws-kms-key.* "$D1/keys/"
+write_cnf 1
+sed -i 's/^plugin_load_add = .*/&\naws_key_management_keyfile_dir = keys/' "$(node_dir 1)/my.cnf"
+sed -i 's/^\[galera\]$/[galera]\nwsrep_sst_donor = n1/' "$(node_dir 3)/my.cnf"
+if node_start 1 && [ "$(node_sql 1 -e "SELECT COUNT(*) FROM d.t9")" = 1 ]; then
+  ok "node 1 back (by IST) with its key files in keyfile_dir = keys"
+else fail "node 1 with keyfile_dir = keys"; fi
+rm -rf "$(node_dir 3)/data" && mkdir "$(node_dir 3)/data"
+mark=$(wc -l <"$(node_dir 3)/error.log")
+NODE_WAIT=90 node_start 3 >"$WORK/n3-keydir.out" 2>&1
+started=$?
+tail -n +"$((mark + 1))" "$(node_dir 3)/error.log" >"$WORK/n3-keydir.log"
+if ((started != 0)) && ! ls "$(node_dir 3)"/data/aws-kms-key.* >/dev/null 2>&1 &&
+   grep -q "WSREP_SST: \[ERROR\] Cleanup after exit with status: 1" "$WORK/n3-keydir.log" &&
+   grep -q "InnoDB: Obtaining redo log encryption key version 1 failed" "$(node_dir 3)/data/mariabackup.prepare.log"; then
+  ok "a new node 3 joining by SST from node 1 (keyfile_dir = keys) gets no key file: mariadb-backup --prepare cannot read the redo log, the SST fails"
+else sed 's/^/#   /' "$WORK/n3-keydir.out" | tail -5; fail "SST from a donor with keyfile_dir = keys: started=$started, key files: $(keys 3)"; fi
+node_stop 3 >/dev/null 2>&1
+two_primary && node_sql 2 -e "INSERT INTO d.t9 VALUES (10)" && [ "$(node_sql 1 -e "SET SESSION wsrep_sync_wait=15; SELECT COUNT(*) FROM d.t9")" = 2 ] &&
+  ok "nodes 1 and 2 keep serving ($st)" || fail "nodes 1 and 2 after the failed SST: $st"
+
+# --------------------------------------------------- 8. datadir credentials
+# Node 3's only credentials are <datadir>/.aws/credentials (HOME is
+# /nonexistent, as for Debian's mysql user): the joiner's SST script
+# empties the datadir before the transfer, so mariadb-backup --prepare
+# finds no credentials and the SST fails.
+D3=$(node_dir 3)/data
+rm -rf "$D3" && mkdir -p "$D3/.aws" && cp "$KMS_DIR/kms-credentials" "$D3/.aws/credentials"
+sed -i 's/^wsrep_sst_donor = n1$/wsrep_sst_donor = n2/' "$(node_dir 3)/my.cnf"
+ENV_BEFORE=("${SRV_ENV[@]}")
+SRV_ENV=(-u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_TOKEN -u AWS_PROFILE -u AWS_REGION
+  -u AWS_DEFAULT_REGION -u AWS_SHARED_CREDENTIALS_FILE -u AWS_CREDENTIAL_PROFILES_FILE
+  HOME=/nonexistent AWS_CONFIG_FILE=/dev/null AWS_EC2_METADATA_DISABLED=true)
+NODE_WAIT=90 node_start 3 >"$WORK/n3-creds.out" 2>&1
+started=$?
+SRV_ENV=("${ENV_BEFORE[@]}")
+if ((started != 0)) && [ ! -e "$D3/.aws/credentials" ] &&
+   grep -q "InnoDB: Obtaining redo log encryption key version 1 failed" "$D3/mariabackup.prepare.log"; then
+  ok "credentials only in the joiner's <datadir>/.aws: the SST script deletes them before mariadb-backup --prepare, which then cannot unwrap; the SST fails"
+else sed 's/^/#   /' "$WORK/n3-creds.out" | tail -5; fail "SST with credentials in the datadir: started=$started"; fi
+node_stop 3 >/dev/null 2>&1
+
+for n in 2 1; do node_stop "$n" || fail "node $n shutdown exit status $?"; done
 
 finish

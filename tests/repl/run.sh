@@ -12,7 +12,8 @@
 #   3. The primary restarts, then the replica: replication resumes, both
 #      threads running, no error.
 #   4. mariadb-binlog --read-from-remote-server reads the primary's events
-#      (the server decrypts them) and shows every marker row.
+#      (the server decrypts them) and shows every marker row; on the file
+#      itself mariadb-binlog reads only the header (key version 2).
 #   5. No marker appears in clear in any binlog, relay log or data file of
 #      either node (a table created ENCRYPTED=NO is the positive control:
 #      its marker is found in its .ibd).
@@ -43,7 +44,8 @@ SRV_PLUGIN_DIR=$WORK/plugin
 mkdir -p "$SRV_PLUGIN_DIR"
 cp build/aws_key_management.so "$SRV_PLUGIN_DIR/"
 if ! kms_start "$WORK/kms" >"$WORK/kms.log" 2>&1; then cat "$WORK/kms.log"; fail "starting the KMS emulator"; finish; fi
-mapfile -t NODE_PORT < <(node_free_ports 26306 2) || { fail "no free ports"; finish; }
+mapfile -t NODE_PORT < <(node_free_ports 26306 2)
+[ "${#NODE_PORT[@]}" = 2 ] || { fail "no 2 free ports from 26306"; finish; }
 NODE_PORT=(0 "${NODE_PORT[@]}")
 # The servers see only the credentials file (kms_env).
 mapfile -t SRV_ENV < <(kms_env)
@@ -172,6 +174,12 @@ if timeout 60 mariadb-binlog --no-defaults --read-from-remote-server --host=127.
   [ "$starts" = 3 ] && [ "$encs" = 3 ] && ok "the remote read covers the primary's 3 binlogs (one more after its restart), each with its Start_encryption event" ||
     fail "remote read: $starts binlogs, $encs Start_encryption events (want 3 and 3)"
 else cat "$WORK/remote.err"; fail "mariadb-binlog --read-from-remote-server"; fi
+
+# ... while the file itself cannot be read without the server.
+if ! mariadb-binlog --no-defaults "$P/mysql-bin.000002" >"$WORK/local.txt" 2>"$WORK/local.err" &&
+   grep -q "^# Encryption scheme: 1, key_version: 2, nonce: " "$WORK/local.txt" && grep -q "Event decryption failure" "$WORK/local.err"; then
+  ok "mariadb-binlog on the file mysql-bin.000002 itself: 'key_version: 2', then 'Event decryption failure', exit non-zero"
+else cat "$WORK/local.err"; fail "mariadb-binlog of a local encrypted binlog"; fi
 
 # --------------------------------------------------- 5. nothing in clear
 node_stop 2 || fail "replica shutdown exit status $?"
