@@ -8,7 +8,8 @@
 #
 #   node_install N          mariadb-install-db into NODE_ROOT/nN/data
 #   node_start N [OPTS...]  srv_start with the node's option file; waits
-#                           until it answers (NODE_WAIT s, 120 by default)
+#                           until it answers and, for a Galera node, is
+#                           Synced (NODE_WAIT s each, 120 by default)
 #   node_sql N ARGS...      the mariadb client as root on its socket, -N -B
 #   node_stop N             srv_stop: clean shutdown, bounded; returns the
 #                           exit status
@@ -38,13 +39,24 @@ node_free_ports() {
 node_install() { SRV_DIR=$(node_dir "$1") srv_install; }
 
 node_start() {
-  local n=$1 d rc; d=$(node_dir "$1")
+  local n=$1 d rc i state; d=$(node_dir "$1")
   shift
   SRV_DIR=$d SRV_PORT=${NODE_PORT[$n]} SRV_DEFAULTS_FILE=$d/my.cnf SRV_WAIT=$NODE_WAIT srv_start "$@"
   rc=$?
   [ -z "$srv_pid" ] || NODE_PID[$n]=$srv_pid
   srv_pid=""
-  return "$rc"
+  ((rc == 0)) || return "$rc"
+  # A Galera node answers before it has applied its IST: wait until it
+  # is Synced (an IST donor stopped before then would abort it).
+  [ "$(node_sql "$n" -e "SELECT @@wsrep_on")" = 1 ] || return 0
+  for i in $(seq 1 $((NODE_WAIT * 2))); do
+    state=$(node_sql "$n" -e "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME='WSREP_LOCAL_STATE_COMMENT'" 2>/dev/null)
+    [ "$state" = Synced ] && return 0
+    kill -0 "${NODE_PID[$n]}" 2>/dev/null || break
+    sleep 0.5
+  done
+  echo "# node $n: not Synced within $NODE_WAIT s (state '$state')"
+  return 1
 }
 
 node_sql() {

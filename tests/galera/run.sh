@@ -321,5 +321,8 @@ where=$(for n in 1 2; do grep -rla "$MARK" "$(node_dir "$n")/data"; done | sed "
 if [ "$where" = "n1/data/galera.cache n2/data/galera.cache " ]; then
   ok "an encrypted row is in clear only in galera.cache (Galera's write-set cache) on nodes 1 and 2, in no data, redo or other file"
 else fail "the marker row in clear in: '$where' (want n1/data/galera.cache n2/data/galera.cache)"; fi
+errs=$(cat "$(node_dir 1)/error.log" "$(node_dir 2)/error.log" | grep "\[ERROR\].*AWS KMS plugin")
+[ -z "$errs" ] && ok "no plugin error in the error logs of nodes 1 and 2 (every SST, IST and restart included)" ||
+  { sed 's/^/#   /' <<<"$errs" | head -5; fail "plugin errors on nodes 1 and 2"; }
 
 finish
