@@ -101,8 +101,6 @@ keys() { (cd "$(node_dir "$1")/data" && ls aws-kms-key.* 2>/dev/null | sort | tr
 status() { node_sql "$1" -e "SELECT CONCAT(@@wsrep_node_name, ':', VARIABLE_VALUE) FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME='$2'"; }
 # count N TABLE: rows of d.TABLE on node N.
 count() { node_sql "$1" -e "SELECT COUNT(*) FROM d.$2"; }
-# synced N: node N has applied everything (bounded wait by a write barrier).
-synced() { node_sql "$1" -e "SET SESSION wsrep_sync_wait=15; SELECT 1" >/dev/null; }
 
 # two_primary: nodes 1 and 2 form a primary component of 2 (waits up to
 # 60 s for them to notice that node 3 is gone); sets st.
