@@ -22,7 +22,7 @@ GO_SOURCES := $(shell find cabi plugin internal -name '*.go' -o -name '*.c' -o -
 TOOL_SOURCES := $(shell find cmd/mariadb-aws-keys internal -name '*.go' 2>/dev/null) go.mod go.sum $(BUILD)/buildinfo.stamp
 WRAPPER_SOURCES := $(shell find cmd/iam-kms-wrapper internal/mfawrapper internal/optfile -name '*.go' 2>/dev/null) go.mod go.sum $(BUILD)/buildinfo.stamp
 
-.PHONY: all release mock tool wrapper mfa deb suite deps test lint unit abi keycache mtr tools creds install-test deb-test demo bench clean FORCE
+.PHONY: all release mock tool wrapper mfa deb suite repl galera deps test lint unit abi keycache mtr tools creds install-test deb-test demo bench clean FORCE
 
 all: release tool wrapper
 
@@ -105,6 +105,11 @@ mfa: $(BUILD)/aws_key_management.so $(BUILD)/mariadb-aws-keys $(BUILD)/iam-kms-w
 # MariaDB's own encryption mtr suite with the mock build (tests/suite/run.sh).
 suite: $(BUILD)/mock/aws_key_management.so
 	@scripts/test.sh suite
+
+repl: $(BUILD)/aws_key_management.so $(BUILD)/mariadb-aws-keys
+	@scripts/test.sh repl
+galera: $(BUILD)/aws_key_management.so $(BUILD)/mariadb-aws-keys
+	@scripts/test.sh galera
 
 demo: deps release
 	@scripts/demo.sh

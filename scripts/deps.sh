@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(mariadb-server mariadb-test mariadb-backup libmariadbd-dev libmariadb-dev
               gcc make cmake perl procps curl
-              dpkg-dev lintian)  # make deb (dpkg-shlibdeps) and the deb level's lintian
+              dpkg-dev lintian  # make deb (dpkg-shlibdeps) and the deb level's lintian
+              galera-4 socat)  # the galera level: the provider, and SST by mariabackup streams over socat
 STATICCHECK_VERSION=v0.8.2  # pinned so every machine runs the same checks
 GO_MIN=1.25
 

@@ -3,7 +3,8 @@
 #   srv_install; srv_start [mariadbd options...]; srv_sql ...; srv_stop
 # srv_stop is bounded: SIGTERM after 30 s, SIGKILL after 60 s.
 # SRV_ENV holds env(1) arguments for mariadbd (e.g. AWS settings);
-# SRV_DEFAULTS_FILE an option file for it to read.
+# SRV_DEFAULTS_FILE an option file for it to read; SRV_WAIT how long
+# srv_start waits for it to answer (60 s by default).
 
 srv_pid=""
 SRV_ENV=()
@@ -39,14 +40,14 @@ srv_start() {
     "$@" >>"$SRV_DIR/mysqld.out" 2>&1 &
   srv_pid=$!
   local i
-  for i in $(seq 1 120); do
+  for i in $(seq 1 $((${SRV_WAIT:-60} * 2))); do
     mariadb-admin --no-defaults -S "$SRV_DIR/mysqld.sock" -uroot ping >/dev/null 2>&1 && return 0
     if ! kill -0 "$srv_pid" 2>/dev/null; then
       echo "mariadbd exited; its log:"; tail -30 "$SRV_DIR/error.log"; srv_pid=""; return 1
     fi
     sleep 0.5
   done
-  echo "mariadbd did not answer within 60 s"; tail -30 "$SRV_DIR/error.log"
+  echo "mariadbd did not answer within ${SRV_WAIT:-60} s"; tail -30 "$SRV_DIR/error.log"
   return 1
 }
 

@@ -13,7 +13,7 @@ LOGS="$ROOT/build/test-logs"
 mkdir -p "$LOGS"
 # Every level, in the order a full run takes them (each is a function
 # below; install's is install_level, so as not to shadow install(1)).
-ALL_LEVELS=(lint unit build abi keycache release kmscli mtr kms crash tools backup creds mfa suite install deb)
+ALL_LEVELS=(lint unit build abi keycache release kmscli mtr kms crash tools backup creds mfa suite repl galera install deb)
 levels=("$@")
 ((${#levels[@]})) || levels=("${ALL_LEVELS[@]}")
 
@@ -355,6 +355,16 @@ suite() {
   run_script "stock encryption suite" tests/suite/run.sh
   # Passes, failures, mtr skips (not counted) and exclusions.
   grep -E '^# encryption suite:' "$LOGS/suite.log" | sed 's/^# /  /'
+}
+
+repl() {
+  section "repl: a primary and a replica with encrypted binary and relay logs (release build, loopback KMS)"
+  run_script "replication" tests/repl/run.sh
+}
+
+galera() {
+  section "galera: a 3-node Galera cluster, SST by mariadb-backup, IST (release build, loopback KMS)"
+  run_script "Galera cluster" tests/galera/run.sh
 }
 
 for l in "${levels[@]}"; do
