@@ -198,4 +198,3 @@ func (l *Limiter) Stats() Stats {
 	return s
 }
 
-var simTau = 4.0
