@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 )
 
 // control answers the loopback-only control endpoints and returns the
@@ -19,6 +20,8 @@ import (
 //	POST /_emulator/credentials   JSON {"AccessKeyId","SecretAccessKey","SessionToken"}
 //	POST /_emulator/region        body: region
 //	POST /_emulator/keys          JSON {"KeyId":"...","Aliases":["alias/x"]}; answers the key ARN
+//	POST /_emulator/limits        JSON {"Quota":200,"LatencyMillis":20}: shared quota (requests/s, 0 none) and per-call latency
+//	GET  /_emulator/limits        JSON {"Quota","LatencyMillis","Requests","Throttled"} (counts since calls/reset)
 func (s *Server) control(w http.ResponseWriter, r *http.Request) int {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
 	if err != nil {
@@ -77,8 +80,25 @@ func (s *Server) control(w http.ResponseWriter, r *http.Request) int {
 			return text(w, http.StatusBadRequest, "keys: "+err.Error()+"\n")
 		}
 		return text(w, http.StatusOK, arn+"\n")
+	case "POST /limits":
+		var in struct{ Quota, LatencyMillis float64 }
+		if err := json.Unmarshal(body, &in); err != nil {
+			return text(w, http.StatusBadRequest, "limits: "+err.Error()+"\n")
+		}
+		if err := s.SetLimits(Limits{Quota: in.Quota, Latency: time.Duration(in.LatencyMillis * float64(time.Millisecond))}); err != nil {
+			return text(w, http.StatusBadRequest, err.Error()+"\n")
+		}
+		return noContent(w)
+	case "GET /limits":
+		st := s.LimitStats()
+		b, _ := json.Marshal(map[string]any{"Quota": st.Quota, "LatencyMillis": float64(st.Latency) / float64(time.Millisecond),
+			"Requests": st.Requests, "Throttled": st.Throttled})
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusOK)
+		w.Write(append(b, '\n'))
+		return http.StatusOK
 	}
-	for _, known := range []string{"/health", "/faults", "/calls", "/calls/reset", "/credentials", "/region", "/keys"} {
+	for _, known := range []string{"/health", "/faults", "/calls", "/calls/reset", "/credentials", "/region", "/keys", "/limits"} {
 		if "/_emulator"+known == r.URL.Path {
 			return text(w, http.StatusMethodNotAllowed, "method not allowed\n")
 		}

@@ -71,6 +71,11 @@ type Server struct {
 	faults     *mock.Faults
 	faultSpec  string
 	calls      map[string]int
+	// The quota (quota.go): its bucket and counters.
+	limits              Limits
+	tokens              float64
+	filled              time.Time
+	requests, throttled int
 }
 
 type cmk struct {
@@ -251,10 +256,11 @@ func (s *Server) Calls() map[string]int {
 	return m
 }
 
-// ResetCalls sets every call count back to zero.
+// ResetCalls sets every call count back to zero, the quota's too.
 func (s *Server) ResetCalls() {
 	s.mu.Lock()
 	s.calls = make(map[string]int)
+	s.requests, s.throttled = 0, 0
 	s.mu.Unlock()
 }
 
@@ -414,7 +420,11 @@ func (s *Server) handle(r *http.Request, info *reqInfo) (any, *apiError) {
 		return nil, newError("UnknownOperationException", "")
 	}
 	s.mu.Lock()
-	delay := s.faults.DelayFor(info.op)
+	if !s.admit() {
+		s.mu.Unlock()
+		return nil, newError("ThrottlingException", "Rate exceeded.")
+	}
+	delay := s.faults.DelayFor(info.op) + s.limits.Latency
 	fail := s.faults.Take(info.op)
 	s.mu.Unlock()
 	if delay > 0 {

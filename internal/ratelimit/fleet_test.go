@@ -142,4 +142,3 @@ func TestFleetSharesQuota(t *testing.T) {
 		}
 	}
 }
-

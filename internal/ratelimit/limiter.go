@@ -197,4 +197,3 @@ func (l *Limiter) Stats() Stats {
 	}
 	return s
 }
-
