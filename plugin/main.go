@@ -11,6 +11,7 @@ import (
 	"github.com/mariadb-go/aws_key_management/cabi"
 	"github.com/mariadb-go/aws_key_management/internal/keyfile"
 	"github.com/mariadb-go/aws_key_management/internal/keys"
+	"github.com/mariadb-go/aws_key_management/internal/ratelimit"
 	"github.com/mariadb-go/aws_key_management/internal/recovery"
 )
 
@@ -128,8 +129,10 @@ func (a *app) Init(s cabi.Settings) error {
 
 // preload unwraps every key file now, in parallel, so the server's first
 // requests (and everything while KMS is slow or down later) are served
-// from memory. It is bounded by one KMS call's time limit; what is not
-// done by then is unwrapped on first use.
+// from memory. It ends when every version is loaded, or once none has
+// loaded for one KMS call's time limit (KMS down, no credentials): a
+// throttled start is slow but complete, past that limit if it must be.
+// What is not done is unwrapped on first use.
 func preload(mgr *keys.Manager, kms keys.KMS, s cabi.Settings, log cabi.Log) {
 	limit := 30 * time.Second
 	if b, ok := kms.(interface{ CallTimeout() time.Duration }); ok {
@@ -137,14 +140,17 @@ func preload(mgr *keys.Manager, kms keys.KMS, s cabi.Settings, log cabi.Log) {
 	} else if s.RequestTimeout > 0 {
 		limit = s.RequestTimeout
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), limit)
-	defer cancel()
-	res := mgr.Preload(ctx, keys.PreloadConfig{Parallel: preloadParallel})
+	res := mgr.Preload(context.Background(), keys.PreloadConfig{Parallel: preloadParallel, Stall: limit})
 	if res.Versions == 0 {
 		return
 	}
 	msg := fmt.Sprintf("unwrapped %d of %d key versions at start in %v (%d KMS calls at most in flight)",
 		res.Loaded, res.Versions, res.Elapsed.Round(time.Millisecond), preloadParallel)
+	if p, ok := kms.(interface{ Pacing() ratelimit.Stats }); ok {
+		if st := p.Pacing(); st.Throttled > 0 {
+			msg += fmt.Sprintf("; KMS throttled %d of %d requests, paced at %.1f/s since", st.Throttled, st.Requests, st.Rate)
+		}
+	}
 	if res.Failed > 0 {
 		log.Warning(msg + fmt.Sprintf("; %d failed and will be tried again on first use", res.Failed))
 		return

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	sdkrate "github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -22,6 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
 
 	"github.com/mariadb-go/aws_key_management/internal/kmserr"
+	"github.com/mariadb-go/aws_key_management/internal/ratelimit"
 )
 
 // API is the part of *kms.Client the plugin uses; tests substitute it.
@@ -66,6 +67,10 @@ type Config struct {
 	Log *Logger
 	// Getenv reads the environment; nil means os.Getenv.
 	Getenv func(string) string
+	// Limiter paces every HTTP attempt (see internal/ratelimit); nil
+	// means a new one for this client. One client per process, so one
+	// rate for all of its workers.
+	Limiter *ratelimit.Limiter
 }
 
 // Client makes the plugin's KMS calls.
@@ -82,6 +87,8 @@ type Client struct {
 	Description string
 	// count holds the calls and attempts by operation (New sets it).
 	count *counts
+	// limiter is the adaptive request rate of New's clients.
+	limiter *ratelimit.Limiter
 	// Warnings are lines for the plugin to log as warnings at start: an
 	// endpoint other than the region's default is one.
 	Warnings []string
@@ -149,6 +156,10 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	var sdkEndpointErr error
 	count := new(counts)
+	limiter := cfg.Limiter
+	if limiter == nil {
+		limiter = ratelimit.NewLimiter(nil)
+	}
 	api := kms.NewFromConfig(awsCfg, func(o *kms.Options) {
 		if ep.url == "" && o.BaseEndpoint != nil && *o.BaseEndpoint != "" {
 			ep, sdkEndpointErr = checkEndpoint(*o.BaseEndpoint, sdkEndpointSource)
@@ -163,13 +174,13 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		if cfg.Log != nil {
 			o.APIOptions = append(o.APIOptions, cfg.Log.addLogging)
 		}
-		o.APIOptions = append(o.APIOptions, count.addCounting)
+		o.APIOptions = append(o.APIOptions, count.addCounting, addPacing(limiter))
 		o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) {
 			so.MaxAttempts = MaxAttempts
 			so.MaxBackoff = MaxBackoff
 			// No client-wide retry budget: after an outage it would
 			// leave later calls with a single attempt.
-			so.RateLimiter = ratelimit.None
+			so.RateLimiter = sdkrate.None
 		})
 	})
 	if sdkEndpointErr != nil {
@@ -177,6 +188,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	c := NewWithAPI(api, attempt)
 	c.count = count
+	c.limiter = limiter
 	c.decryptOpts = []func(*kms.Options){func(o *kms.Options) {
 		o.APIOptions = append(o.APIOptions, addPlaintextSink)
 	}}
