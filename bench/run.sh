@@ -3,10 +3,12 @@
 # release and mock libraries, the C harness (bench/bench.c) and the
 # loopback KMS emulator, runs every measurement, and writes
 # docs/PERFORMANCE.md (also printed to stdout). Every number in that file
-# comes from this run. Takes about a minute on 2 cores once built.
+# comes from this run. Takes about 3 minutes on 2 cores once built, 1.5
+# of them the two fleet runs (issue 11: 16 s and 40 s physical limits).
 #
 # Knobs (defaults are what `make bench` uses): BENCH_CALLS, BENCH_WARMUP,
-# BENCH_RUNS (cached calls), BENCH_STARTUP_RUNS, BENCH_SINGLE_RUNS.
+# BENCH_RUNS (cached calls), BENCH_STARTUP_RUNS, BENCH_SINGLE_RUNS,
+# BENCH_ROTATE_RUNS, BENCH_BIG_KEYS, BENCH_FLEET_N, BENCH_FLEET_KEYS.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -20,6 +22,12 @@ DELAY_MS=50                # injected KMS Decrypt latency
 TIMEOUT_MS=5000            # aws_key_management_request_timeout
 STARTUP_RUNS=${BENCH_STARTUP_RUNS:-5}
 SINGLE_RUNS=${BENCH_SINGLE_RUNS:-7}
+ROTATE_RUNS=${BENCH_ROTATE_RUNS:-3}       # rotate_key=-1 of the N_KEYS keys
+BIG_KEYS=${BENCH_BIG_KEYS:-1000}          # one start with this many key versions
+BIG_DELAY_MS=50                           # at this latency per KMS call, no quota
+FLEET_N=${BENCH_FLEET_N:-16}              # processes restarting together
+FLEET_KEYS=${BENCH_FLEET_KEYS:-200}       # key files each
+FLEET_DELAY_MS=20                         # latency per KMS call; quotas 200/s and 80/s
 export BENCH_CALLS=${BENCH_CALLS:-5000000} BENCH_WARMUP=${BENCH_WARMUP:-500000} BENCH_RUNS=${BENCH_RUNS:-7}
 
 say() { printf 'bench: %s\n' "$*" >&2; }
@@ -103,6 +111,87 @@ for r in $(seq 1 "$STARTUP_RUNS"); do
   echo "RESULT startup.generate_calls $(calls_of GenerateDataKeyWithoutPlaintext)" >>"$RESULTS"
 done
 ctl POST faults ""
+preload_line=$(grep -o 'AWS KMS plugin: unwrapped [0-9]* of [0-9]* key versions at start[^"]*' "$LOG" | tail -1 || true)
+
+# ---- issue 11: rotation, 1,000 keys, a fleet on one quota --------------
+# run_as PREFIX ARGS...: the harness (as run_kms), its RESULT startup.*
+# lines renamed PREFIX.* so they stay apart from the start above.
+run_as() {
+  local prefix=$1 out=$TMP/run-as.out
+  shift
+  : >"$out"
+  RESULTS=$out run_kms "$@"
+  sed "s/^RESULT startup\./RESULT $prefix./" "$out" >>"$RESULTS"
+}
+limits() { ctl POST limits "{\"Quota\":$1,\"LatencyMillis\":$2}"; }
+limit_stat() { ctl GET limits | grep -o "\"$1\":[0-9.]*" | cut -d: -f2; }
+
+say "rotate_key=-1 of $N_KEYS keys at ${DELAY_MS} ms per KMS call: $ROTATE_RUNS runs"
+limits 0 "$DELAY_MS"
+for r in $(seq 1 "$ROTATE_RUNS"); do
+  rm -rf "$TMP/rotate"
+  cp -a "$KEYS" "$TMP/rotate"
+  ctl POST calls/reset
+  run_kms kms-rotate build/aws_key_management.so "$TMP/rotate" "$N_KEYS"
+  echo "RESULT rotate.generate_calls $(calls_of GenerateDataKeyWithoutPlaintext)" >>"$RESULTS"
+done
+
+say "start with $BIG_KEYS key versions at ${BIG_DELAY_MS} ms per call, no quota"
+limits 0 0
+mkdir "$TMP/big"
+run_kms kms-create build/aws_key_management.so "$TMP/big" "$BIG_KEYS"
+limits 0 "$BIG_DELAY_MS"
+ctl POST calls/reset
+run_as big kms-startup build/aws_key_management.so "$TMP/big" "$BIG_KEYS"
+echo "RESULT big.decrypt_calls $(calls_of Decrypt)" >>"$RESULTS"
+
+# fleet NAME N K Q: N harness processes started together, each with its
+# own copy of K key files, against one quota of Q requests/s at
+# FLEET_DELAY_MS per call. Ready time is from the launch to the last
+# process's last key served (wall clock, CLOCK_REALTIME in the harness).
+fleet() {
+  local name=$1 n=$2 k=$3 q=$4 i t0 last complete=0 pids=() rc=0
+  say "fleet $name: $n processes x $k keys, quota $q/s, ${FLEET_DELAY_MS} ms per call (limit $(awk -v a="$n" -v b="$k" -v c="$q" 'BEGIN { printf "%.0f", a * b / c }') s)"
+  rm -rf "$TMP/fleet"
+  mkdir -p "$TMP/fleet"
+  for i in $(seq 1 "$n"); do
+    mkdir "$TMP/fleet/$i"
+    find "$TMP/fleet-src" -name 'aws-kms-key.*' -printf '%f\n' | awk -F. -v k="$k" '$2 <= k' |
+      while read -r f; do cp "$TMP/fleet-src/$f" "$TMP/fleet/$i/"; done
+  done
+  limits "$q" "$FLEET_DELAY_MS"
+  ctl POST calls/reset
+  t0=$(date +%s%3N)
+  for i in $(seq 1 "$n"); do
+    RESULTS=$TMP/fleet/$i.out LOG=$TMP/fleet/$i.log run_kms kms-startup build/aws_key_management.so \
+      "$TMP/fleet/$i" "$k" 2>>"$TMP/fleet/$i.log" &
+    pids+=($!)
+  done
+  for i in "${pids[@]}"; do wait "$i" || rc=1; done
+  [ "$rc" = 0 ] || { say "a fleet process failed"; tail -5 "$TMP"/fleet/*.log >&2; exit 1; }
+  last=$(cat "$TMP"/fleet/*.out | awk '$2 == "startup.ready_epoch_ms" && $3 > m { m = $3 } END { print m }')
+  for i in $(seq 1 "$n"); do
+    grep -q "unwrapped $k of $k key versions at start" "$TMP/fleet/$i.log" && complete=$((complete + 1))
+  done
+  grep -ho 'AWS KMS plugin: unwrapped [0-9]* of [0-9]* key versions at start[^"]*' "$TMP"/fleet/*.log | tail -1 \
+    >"$TMP/fleet-$name.line" || true
+  {
+    echo "RESULT fleet.$name.ready_s $(awk -v a="$last" -v b="$t0" 'BEGIN { printf "%.2f", (a - b) / 1000 }')"
+    echo "RESULT fleet.$name.limit_s $(awk -v a="$n" -v b="$k" -v c="$q" 'BEGIN { printf "%.2f", a * b / c }')"
+    echo "RESULT fleet.$name.requests $(limit_stat Requests)"
+    echo "RESULT fleet.$name.throttled $(limit_stat Throttled)"
+    echo "RESULT fleet.$name.decrypts_ok $(( $(calls_of Decrypt) - $(limit_stat Throttled) ))"
+    echo "RESULT fleet.$name.complete $complete"
+  } >>"$RESULTS"
+  cat "$TMP"/fleet/*.log >>"$LOG"
+}
+say "fleet: creating $FLEET_KEYS key files once (copied to each process)"
+limits 0 0
+mkdir "$TMP/fleet-src"
+run_kms kms-create build/aws_key_management.so "$TMP/fleet-src" "$FLEET_KEYS"
+fleet q200 "$FLEET_N" "$FLEET_KEYS" 200
+fleet q80 "$FLEET_N" "$FLEET_KEYS" 80
+limits 0 0
 kms_stop
 ELAPSED=$SECONDS
 
@@ -159,7 +248,102 @@ single=$(stats single.decrypt_ms)
 baseline_med=$(awk -v n="$N_KEYS" -v x="$(field "$single" 1)" 'BEGIN { print n * x }')
 baseline_min=$(awk -v n="$N_KEYS" -v x="$(field "$single" 2)" 'BEGIN { print n * x }')
 baseline_max=$(awk -v n="$N_KEYS" -v x="$(field "$single" 3)" 'BEGIN { print n * x }')
-preload_line=$(grep -o 'AWS KMS plugin: unwrapped [0-9]* of [0-9]* key versions at start[^"]*' "$LOG" | tail -1 || true)
+
+# report_fleet: the issue 11 part of the report (rotation, 1,000 keys,
+# the fleet on one quota).
+one() { grep "^RESULT $1 " "$RESULTS" | tail -1 | awk '{print $3}'; }
+fleet_rows() { # NAME QUOTA
+  local r l req thr ok done ratio pct
+  r=$(one "fleet.$1.ready_s"); l=$(one "fleet.$1.limit_s")
+  req=$(one "fleet.$1.requests"); thr=$(one "fleet.$1.throttled"); done=$(one "fleet.$1.complete")
+  ratio=$(awk -v a="$r" -v b="$l" 'BEGIN { printf "%.2f", a / b }')
+  pct=$(awk -v a="$thr" -v b="$req" 'BEGIN { printf "%.1f", 100 * a / b }')
+  printf '| %d x %d keys at %s/s: last server ready within 1.2 x N x K / Q = %s s | %s s = %s x | %s |\n' \
+    "$FLEET_N" "$FLEET_KEYS" "$2" "$(fmt "$(awk -v a="$l" 'BEGIN { print 1.2 * a }')" 1)" "$r" "$ratio" "$(verdict le "$ratio" 1.2)"
+  printf '| %d x %d keys at %s/s: throttled requests under 10%% of all | %s of %s (%s%%) | %s |\n' \
+    "$FLEET_N" "$FLEET_KEYS" "$2" "$thr" "$req" "$pct" "$(verdict lt "$pct" 10)"
+  printf '| %d x %d keys at %s/s: every key of every server unwrapped at start, before it is asked for | %s of %s servers logged "unwrapped %s of %s" | %s |\n' \
+    "$FLEET_N" "$FLEET_KEYS" "$2" "$done" "$FLEET_N" "$FLEET_KEYS" "$FLEET_KEYS" "$(verdict test "$done" = "$FLEET_N")"
+}
+report_fleet() {
+  local rot big
+  rot=$(stats rotate.all_ms)
+  big=$(stats big.ready_ms)
+  cat <<EOF
+
+## Targets (issue 11: fleet scale)
+
+| target | result | verdict |
+| --- | --- | --- |
+EOF
+  fleet_rows q200 200
+  fleet_rows q80 80
+  printf '| rotate_key=-1 of %d keys at %d ms per KMS call under 1 s (every run) | median %s ms, max %s ms | %s |\n' \
+    "$N_KEYS" "$DELAY_MS" "$(fmt "$(field "$rot" 1)" 0)" "$(fmt "$(field "$rot" 3)" 0)" "$(verdict lt "$(field "$rot" 3)" 1000)"
+  cat <<EOF
+
+## A fleet restarting against one KMS quota
+
+${FLEET_N} harness processes (\`bench kms-startup\`, each a fresh process loading the release library as
+mariadbd does: init, then \`get_latest_key_version\` + \`get_key\` of every key) are started at
+once, each with its own copy of ${FLEET_KEYS} key files, against one \`cmd/kms-emulator\` with a
+shared token-bucket quota of Q requests/s (\`-quota\`, \`POST /_emulator/limits\`: over it
+\`ThrottlingException\` "Rate exceeded." at once, HTTP 400; the bucket holds one second of quota) and
+${FLEET_DELAY_MS} ms of latency per call. The physical limit is N x K / Q. Ready time is from the
+launch to the last process's last key served (wall clock); request counts are the emulator's
+(every HTTP attempt, the SDK's retries included). One run per quota.
+
+| quota | physical limit (s) | last server ready (s) | ratio | requests | throttled | Decrypts served | servers complete at start |
+| --- | --- | --- | --- | --- | --- | --- | --- |
+EOF
+  for q in 200 80; do
+    printf '| %s/s | %s | %s | %s | %s | %s | %s | %s of %s |\n' "$q" "$(one "fleet.q$q.limit_s")" "$(one "fleet.q$q.ready_s")" \
+      "$(awk -v a="$(one "fleet.q$q.ready_s")" -v b="$(one "fleet.q$q.limit_s")" 'BEGIN { printf "%.2f", a / b }')" \
+      "$(one "fleet.q$q.requests")" "$(one "fleet.q$q.throttled")" "$(one "fleet.q$q.decrypts_ok")" \
+      "$(one "fleet.q$q.complete")" "$FLEET_N"
+  done
+  cat <<EOF
+
+- How: every HTTP attempt of a process goes through one adaptive rate (\`internal/ratelimit\`,
+  in \`internal/kmsbackend\`'s client): slow start from 250 requests/s until KMS throttles, then Beta
+  (0.8) x what KMS served this process over the last second, probed up slowly (additive, faster the
+  longer KMS keeps up; slow start again after 6 s without throttling), cut again by Beta on a
+  throttle. The start ends when every key is loaded or
+  none has loaded for 3 x request_timeout + 5 s (35 s by default): the 80/s case takes longer than
+  that in all and still loads every key at start.
+- The same algorithm in virtual time (deterministic, no wall clock) is \`TestFleetSharesQuota\`
+  in \`internal/ratelimit\` (\`go test -run Fleet -v ./internal/ratelimit\`).
+EOF
+  for q in 200 80; do
+    [ -s "$TMP/fleet-q$q.line" ] && printf -- '- A log line of the %s/s run: `%s`.\n' "$q" "$(cat "$TMP/fleet-q$q.line")"
+  done
+  cat <<EOF
+
+## rotate_key=-1 of ${N_KEYS} keys, ${DELAY_MS} ms per KMS call
+
+\`bench kms-rotate\`: init with the ${N_KEYS} key files of the start above (unwrapped at init), then
+\`SET GLOBAL aws_key_management_rotate_key=-1\` (the sysvar's update function, as the server calls
+it) is timed; afterwards every key must be served at version 2. The emulator adds ${DELAY_MS} ms to
+every call (GenerateDataKeyWithoutPlaintext and Decrypt: 2 per key). Keys rotate 16 at a time.
+
+| measurement | median | min | max | runs |
+| --- | --- | --- | --- | --- |
+EOF
+  row_ms "rotate_key=-1 of ${N_KEYS} keys (ms)" rotate.all_ms 1
+  row_ms "GenerateDataKeyWithoutPlaintext calls per rotation" rotate.generate_calls 0
+  cat <<EOF
+
+Serial rotation (before) made 2 x ${N_KEYS} calls one after another: at least $((2 * N_KEYS * DELAY_MS)) ms.
+
+## One start with ${BIG_KEYS} key versions, ${BIG_DELAY_MS} ms per call, no quota
+
+| measurement | value |
+| --- | --- |
+| start of init to all ${BIG_KEYS} keys served (ms) | $(fmt "$(field "$big" 1)" 0) |
+| Decrypt calls | $(one big.decrypt_calls) |
+| floor at 16 calls in flight: ${BIG_KEYS} / 16 x ${BIG_DELAY_MS} ms | $((BIG_KEYS * BIG_DELAY_MS / 16)) |
+EOF
+}
 
 {
   cat <<EOF
@@ -243,6 +427,7 @@ EOF
   if [ -n "$preload_line" ]; then
     printf -- '- The plugin'"'"'s own log line of the last run: `%s`.\n' "$preload_line"
   fi
+  report_fleet
   cat <<EOF
 
 Raw results of this run: \`build/bench/results.txt\`; progress and the plugin's log lines:

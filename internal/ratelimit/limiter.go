@@ -22,15 +22,16 @@ const (
 
 // Defaults of Limiter's fields.
 const (
-	DefaultInitial  = 200.0 // requests/s before the first throttling
+	DefaultInitial  = 250.0 // requests/s before the first throttling
 	DefaultMin      = 1.0   // requests/s: the floor of a cut
 	DefaultBeta     = 0.8   // a cut keeps this share of what KMS served
 	DefaultIncrease = 0.2   // requests/s added per second of successes after a cut, at least
 	DefaultGrowth   = 0.05  // share of the rate added per second of successes, if more
 	DefaultWindow   = time.Second
 	DefaultForget   = 30 * time.Second
+	DefaultProbe    = 6 * time.Second // slow start again after this long without throttling
 	DefaultHold     = 200 * time.Millisecond
-	DefaultAccel    = time.Second // the growth doubles for each Accel since the last cut
+	DefaultAccel    = 3 * time.Second // the growth doubles for each Accel since the last cut
 )
 
 // Limiter is an adaptive client-side request rate, one per process,
@@ -50,7 +51,10 @@ const (
 // sharing one quota converge on their shares with few throttled
 // requests). Throttles of requests sent before a cut, or within Hold
 // after it, do not cut again: they were in flight, or KMS's bucket had
-// no time to refill. After Forget with no throttling it starts over.
+// no time to refill. After Probe with no throttling slow start resumes
+// from the current rate (a process left with a small share after the
+// start, or with quota freed by others that finished, catches up); after
+// Forget it starts over from Initial if that is more.
 //
 // TestFleetSharesQuota simulates 16 processes on one quota with these
 // defaults.
@@ -58,7 +62,7 @@ const (
 // The zero value is not usable: call NewLimiter.
 type Limiter struct {
 	Initial, Min, Beta, Increase, Growth float64
-	Window, Forget, Hold, Accel          time.Duration
+	Window, Forget, Hold, Accel, Probe   time.Duration
 	clock                                Clock
 
 	mu      sync.Mutex
@@ -86,7 +90,7 @@ type Ticket struct{ sent time.Time }
 func NewLimiter(clock Clock) *Limiter {
 	return &Limiter{
 		Initial: DefaultInitial, Min: DefaultMin, Beta: DefaultBeta, Increase: DefaultIncrease, Growth: DefaultGrowth,
-		Window: DefaultWindow, Forget: DefaultForget, Hold: DefaultHold, Accel: DefaultAccel,
+		Window: DefaultWindow, Forget: DefaultForget, Hold: DefaultHold, Accel: DefaultAccel, Probe: DefaultProbe,
 		clock: clockOf(clock),
 	}
 }
@@ -99,8 +103,15 @@ func (l *Limiter) Take() (wait time.Duration, t Ticket, ok bool) {
 	now := l.clock.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.rate == 0 || (!l.slow && now.Sub(l.lastThr) > l.Forget) {
+	quiet := now.Sub(l.lastThr)
+	switch {
+	case l.rate == 0:
 		l.rate, l.slow = l.Initial, true
+	case !l.slow && quiet > l.Probe:
+		l.slow = true // KMS has kept up for a while: probe fast again
+	}
+	if l.slow && quiet > l.Forget && l.rate < l.Initial {
+		l.rate = l.Initial
 	}
 	if l.next.After(now) {
 		return l.next.Sub(now), Ticket{}, false

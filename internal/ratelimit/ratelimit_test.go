@@ -120,8 +120,8 @@ func TestLimiterCutOnThrottle(t *testing.T) {
 }
 
 // A throttle with nothing served starts slow start again from Min; the
-// rate never goes below Min; after Forget without throttling it starts
-// over from Initial.
+// rate never goes below Min; after Probe without throttling slow start
+// resumes from the current rate, after Forget from Initial.
 func TestLimiterFloorAndForget(t *testing.T) {
 	c := newFakeClock()
 	l := NewLimiter(c)
@@ -135,6 +135,15 @@ func TestLimiterFloorAndForget(t *testing.T) {
 	l.Done(take(c, l), Throttled) // one served in the window: 0.8 x 1, floored
 	if l.rate != 2 || l.slow {
 		t.Fatalf("rate %v, slow %v; want Min 2, out of slow start", l.rate, l.slow)
+	}
+	c.advance(l.Probe + time.Second)
+	if _, _, ok := l.Take(); !ok || l.rate != 2 || !l.slow {
+		t.Fatalf("after Probe: ok %v, rate %v, slow %v; want true, 2, true", ok, l.rate, l.slow)
+	}
+	c.advance(time.Second)
+	l.Done(take(c, l), Success)
+	if l.rate != 3 {
+		t.Errorf("a success after Probe: rate %v, want 3 (slow start: +1)", l.rate)
 	}
 	c.advance(l.Forget + time.Second)
 	if _, _, ok := l.Take(); !ok || l.rate != 16 || !l.slow {
