@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -124,6 +125,11 @@ func (a *app) Init(s cabi.Settings) error {
 	a.mgr, a.kms = mgr, kms
 	a.mu.Unlock()
 	preload(mgr, kms, s, log)
+	// Start-up garbage (the SDK's configuration loading, the key files
+	// read) goes back to the system now rather than staying in the
+	// server's RSS until the Go runtime's scavenger gets to it (about
+	// 1.3 MB measured by make bench; docs/PERFORMANCE.md).
+	debug.FreeOSMemory()
 	return nil
 }
 
