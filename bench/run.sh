@@ -242,11 +242,18 @@ aws_opts() { # KEYDIR
 # cost_start NAME ARGS...: one timed start, RESULT lines NAME.ready_ms and
 # NAME.rss_kb, then a clean stop.
 cost_start() {
-  local name=$1 sock=$SRV_DIR/mysqld.sock t0 t1 pid rss i
+  local name=$1 sock=$SRV_DIR/mysqld.sock t0 t1 pid rss i data=$SRV_DIR/data
   shift
+  if [ "$name" != "${name%.install}" ]; then
+    # INSTALL SONAME records the plugin in mysql.plugin: a copy of the
+    # datadir, dropped afterwards, keeps the other starts plugin-free.
+    data=$SRV_DIR/data-install
+    rm -rf "$data"
+    cp -a "$SRV_DIR/data" "$data"
+  fi
   rm -f "$sock"
   t0=$(date +%s%N)
-  env "${SRV_ENV[@]}" /usr/sbin/mariadbd --no-defaults --datadir="$SRV_DIR/data" --socket="$sock" \
+  env "${SRV_ENV[@]}" /usr/sbin/mariadbd --no-defaults --datadir="$data" --socket="$sock" \
     --skip-networking --pid-file="$SRV_DIR/mysqld.pid" --log-error="$SRV_DIR/error.log" --user="$(id -un)" \
     --plugin-dir="$SRV_PLUGIN_DIR" "$@" >>"$SRV_DIR/mysqld.out" 2>&1 &
   pid=$!
@@ -266,13 +273,16 @@ cost_start() {
   if [ "$name" != "${name%.install}" ]; then
     local a b c
     a=$(date +%s%N); srv_sql -e 'SELECT 1' >/dev/null; b=$(date +%s%N)
-    srv_sql -e "INSTALL SONAME '${name%%.*}'" >/dev/null; c=$(date +%s%N)
+    srv_sql -e "INSTALL SONAME '${name%%.*}'" >/dev/null ||
+      { say "INSTALL SONAME '${name%%.*}' failed:"; tail -20 "$SRV_DIR/error.log" >&2; exit 1; }
+    c=$(date +%s%N)
     echo "RESULT cost.$name.install_ms $(awk -v x="$(( (c - b) - (b - a) ))" 'BEGIN { printf "%.1f", x / 1e6 }')" >>"$RESULTS"
     echo "RESULT cost.$name.installed_rss_kb $(awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status")" >>"$RESULTS"
   fi
   mariadb-admin --no-defaults -S "$sock" -uroot shutdown >/dev/null 2>&1 || kill "$pid"
   wait "$pid" || { say "mariadbd ($name) did not stop cleanly"; tail -20 "$SRV_DIR/error.log" >&2; exit 1; }
   COST_PID=""
+  [ "$data" = "$SRV_DIR/data" ] || rm -rf "$data"
 }
 for r in $(seq 1 "$COST_RUNS"); do
   cost_start none
