@@ -154,7 +154,10 @@ func preload(mgr *keys.Manager, kms keys.KMS, s cabi.Settings, log cabi.Log) {
 		res.Loaded, res.Versions, res.Elapsed.Round(time.Millisecond), preloadParallel)
 	if p, ok := kms.(interface{ Pacing() ratelimit.Stats }); ok {
 		if st := p.Pacing(); st.Throttled > 0 {
-			msg += fmt.Sprintf("; KMS throttled %d of %d requests, paced at %.1f/s since", st.Throttled, st.Requests, st.Rate)
+			msg += fmt.Sprintf("; KMS throttled %d of %d requests", st.Throttled, st.Requests)
+			if st.Rate > 0 {
+				msg += fmt.Sprintf(", paced at %.1f/s now", st.Rate)
+			}
 		}
 	}
 	if res.Failed > 0 {
