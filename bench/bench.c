@@ -21,6 +21,13 @@
     bench kms-startup <release .so> <dir> <n>
         one timed start: init, then get_latest_key_version + get_key for
         1..n; time from the start of init to the last key served
+    bench keys        <mock .so>    <empty dir> <ids> <versions>
+        many keys: ids x versions key files (copies of one), a timed init
+        that unwraps them all, RSS before and after, then cached calls
+        cycling over every id (BENCH_CALLS per run, BENCH_RUNS runs)
+    bench kms-rotate  <release .so> <dir> <n>
+        init, then SET GLOBAL rotate_key=-1 timed; every key 1..n must
+        then be at version 2
     bench kms-single  <release .so> <dir with aws-kms-key.1.1> <empty dir> <runs>
         one Decrypt round trip through the plugin, <runs> times: init with
         no key files, then copy the wrapped key in under a new id and time
@@ -308,9 +315,38 @@ static int cmd_kms_startup(const char *so, const char *dir, int n)
     die("%d of %d keys were not served", failed, n);
   printf("RESULT startup.init_ms %.1f\n", (t1 - t0) / 1e6);
   printf("RESULT startup.ready_ms %.1f\n", (t2 - t0) / 1e6);
+  /* Wall-clock time of readiness, for a fleet of these started together. */
+  struct timespec wall;
+  clock_gettime(CLOCK_REALTIME, &wall);
+  printf("RESULT startup.ready_epoch_ms %.1f\n", wall.tv_sec * 1e3 + wall.tv_nsec / 1e6);
   fflush(stdout);
   fprintf(stderr, "start: init %.1f ms, all %d keys served %.1f ms after the start of init\n",
           (t1 - t0) / 1e6, n, (t2 - t0) / 1e6);
+  deinit();
+  return 0;
+}
+
+/* rotate_key=-1 of a directory with keys 1..n at version 1: init (which
+   unwraps them), then the SET GLOBAL is timed, then every key must be at
+   version 2 and served. */
+static int cmd_kms_rotate(const char *so, const char *dir, int n)
+{
+  kms_settings(so, dir);
+  init_or_die();
+  for (int id = 1; id <= n; id++)
+    if (serve((unsigned int)id, 1))
+      die("key %d was not served at version 1 before the rotation", id);
+  double t0 = now_ns();
+  set_global_int("rotate_key", -1);
+  double t1 = now_ns();
+  int failed = 0;
+  for (int id = 1; id <= n; id++)
+    failed += serve((unsigned int)id, 2);
+  if (failed)
+    die("%d of %d keys are not at version 2 after rotate_key=-1", failed, n);
+  printf("RESULT rotate.all_ms %.1f\n", (t1 - t0) / 1e6);
+  fflush(stdout);
+  fprintf(stderr, "rotate_key=-1 of %d keys: %.1f ms\n", n, (t1 - t0) / 1e6);
   deinit();
   return 0;
 }
@@ -328,6 +364,82 @@ static void copy_file(const char *from, const char *to)
   int out = open(to, O_WRONLY | O_CREAT | O_EXCL, 0400);
   if (out < 0 || write(out, buf, (size_t)n) != n || close(out) != 0)
     die("write %s: %s", to, strerror(errno));
+}
+
+/* Resident memory of this process in kB (VmRSS), -1 if unknown. */
+static long rss_kb(void)
+{
+  char line[256];
+  long kb = -1;
+  FILE *f = fopen("/proc/self/status", "r");
+  if (!f)
+    return -1;
+  while (fgets(line, sizeof line, f))
+    if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
+      break;
+  fclose(f);
+  return kb;
+}
+
+/* Many keys (mock build): key 1 is created through the plugin, then its
+   file is copied to ids 1..ids, versions 1..versions; a second plugin
+   lifetime is started on that directory (init unwraps every version) and
+   timed, with the process's RSS before and after, then cached
+   get_latest_key_version and get_key calls cycling over every id. */
+static int cmd_keys(const char *so, const char *dir, int ids, int versions)
+{
+  long calls = env_long("BENCH_CALLS", 5000000);
+  int runs = (int)env_long("BENCH_RUNS", 7);
+  char from[4096], to[4096];
+  load(so);
+  set_bool("mock", 1);
+  set_str("master_key_id", "bench-cmk");
+  set_str("keyfile_dir", dir);
+  init_or_die();
+  if (enc->get_latest_key_version(1) != 1)
+    die("could not create key 1");
+  deinit();
+  snprintf(from, sizeof from, "%s/aws-kms-key.1.1", dir);
+  for (int id = 1; id <= ids; id++)
+    for (int v = 1; v <= versions; v++) {
+      if (id == 1 && v == 1)
+        continue;
+      snprintf(to, sizeof to, "%s/aws-kms-key.%d.%d", dir, id, v);
+      copy_file(from, to);
+    }
+  long rss0 = rss_kb();
+  double t0 = now_ns();
+  init_or_die();
+  double t1 = now_ns();
+  long rss1 = rss_kb();
+  for (int id = 1; id <= ids; id++)
+    if (enc->get_latest_key_version((unsigned int)id) != (unsigned int)versions)
+      die("key %d is not at version %d after init", id, versions);
+  printf("RESULT keys.%dx%d.init_ms %.1f\n", ids, versions, (t1 - t0) / 1e6);
+  printf("RESULT keys.%dx%d.rss_before_kb %ld\n", ids, versions, rss0);
+  printf("RESULT keys.%dx%d.rss_after_kb %ld\n", ids, versions, rss1);
+  for (int r = 0; r < runs; r++) {
+    unsigned int id = 1;
+    double a = now_ns();
+    for (long i = 0; i < calls; i++) {
+      sink += enc->get_latest_key_version(id);
+      id = id == (unsigned int)ids ? 1 : id + 1;
+    }
+    double b = now_ns();
+    unsigned char buf[32];
+    for (long i = 0; i < calls; i++) {
+      unsigned int len = sizeof buf;
+      sink += enc->get_key(id, (unsigned int)versions, buf, &len);
+      id = id == (unsigned int)ids ? 1 : id + 1;
+    }
+    double c = now_ns();
+    printf("RESULT keys.%dx%d.latest_ns %.2f\n", ids, versions, (b - a) / calls);
+    printf("RESULT keys.%dx%d.getkey_ns %.2f\n", ids, versions, (c - b) / calls);
+  }
+  fprintf(stderr, "%d ids x %d versions: init %.0f ms, RSS %ld -> %ld kB\n", ids, versions,
+          (t1 - t0) / 1e6, rss0, rss1);
+  deinit();
+  return 0;
 }
 
 static int cmd_kms_single(const char *so, const char *src, const char *dir, int runs)
@@ -364,13 +476,19 @@ int main(int argc, char **argv)
     return cmd_kms_create(argv[2], argv[3], atoi(argv[4]));
   if (argc == 5 && strcmp(argv[1], "kms-startup") == 0)
     return cmd_kms_startup(argv[2], argv[3], atoi(argv[4]));
+  if (argc == 6 && strcmp(argv[1], "keys") == 0)
+    return cmd_keys(argv[2], argv[3], atoi(argv[4]), atoi(argv[5]));
+  if (argc == 5 && strcmp(argv[1], "kms-rotate") == 0)
+    return cmd_kms_rotate(argv[2], argv[3], atoi(argv[4]));
   if (argc == 6 && strcmp(argv[1], "kms-single") == 0)
     return cmd_kms_single(argv[2], argv[3], argv[4], atoi(argv[5]));
   fprintf(stderr,
           "usage: %s cached <mock .so> <empty dir>\n"
           "       %s kms-create <release .so> <empty dir> <n>\n"
           "       %s kms-startup <release .so> <dir> <n>\n"
+          "       %s keys <mock .so> <empty dir> <ids> <versions>\n"
+          "       %s kms-rotate <release .so> <dir> <n>\n"
           "       %s kms-single <release .so> <dir with aws-kms-key.1.1> <empty dir> <runs>\n",
-          argv[0], argv[0], argv[0], argv[0]);
+          argv[0], argv[0], argv[0], argv[0], argv[0], argv[0]);
   return 2;
 }

@@ -8,6 +8,11 @@
 // It refuses non-loopback addresses, writes "127.0.0.1:PORT" to the port
 // file (atomically) once it listens, logs one line per request, and stops
 // on SIGTERM or SIGINT, or by itself after -max-lifetime (default 2h).
+// -quota Q makes it one account's shared request quota (Q requests/s
+// across all clients; beyond it ThrottlingException "Rate exceeded.", as
+// AWS KMS), and -latency D holds every other answer for D: a fleet of
+// servers restarting against one region (make bench). POST
+// /_emulator/limits changes both at run time.
 // The control endpoints under /_emulator/ (see internal/kmstest) take no
 // signature: never expose the emulator beyond loopback. STS
 // GetSessionToken is on the same address (point AWS_ENDPOINT_URL_STS at

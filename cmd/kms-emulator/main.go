@@ -44,6 +44,8 @@ func run(args []string, stderr io.Writer) error {
 	token := fs.String("session-token", "", "if set, requests must carry this session `token`")
 	seedHex := fs.String("seed", "", "`hex` seed of the key material (empty: random, blobs die with the process)")
 	logPath := fs.String("log", "", "request log `file` (default: stderr)")
+	quota := fs.Float64("quota", 0, "shared request quota in `requests/s` across all clients (0: none); over it: ThrottlingException")
+	latency := fs.Duration("latency", 0, "added to every KMS call that is not throttled (e.g. 20ms)")
 	maxLife := fs.Duration("max-lifetime", 2*time.Hour, "exit by itself after this `duration`")
 	requireMFA := fs.Bool("require-mfa", false, "key policy: Encrypt, Decrypt, ReEncrypt and GenerateDataKey* need MFA session credentials (STS GetSessionToken with a code)")
 	var keys, mfaDevices keyFlags
@@ -87,6 +89,9 @@ func run(args []string, stderr io.Writer) error {
 		if err := emu.SetMFADevice(serial, code); err != nil {
 			return fmt.Errorf("-mfa-device: %w", err)
 		}
+	}
+	if err := emu.SetLimits(kmstest.Limits{Quota: *quota, Latency: *latency}); err != nil {
+		return err
 	}
 	for _, k := range keys {
 		if err := createKey(emu, k); err != nil {

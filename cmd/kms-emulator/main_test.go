@@ -180,6 +180,8 @@ func TestBadFlags(t *testing.T) {
 		{"-key", "bad/id"},
 		{"-key", "=alias/x"},
 		{"extra"},
+		{"-quota", "-1"},
+		{"-latency", "-5ms"},
 	} {
 		var out bytes.Buffer
 		if err := run(args, &out); err == nil {

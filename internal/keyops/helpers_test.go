@@ -17,6 +17,7 @@ import (
 	"github.com/mariadb-go/aws_key_management/internal/keyfile"
 	"github.com/mariadb-go/aws_key_management/internal/kmsbackend"
 	"github.com/mariadb-go/aws_key_management/internal/kmstest"
+	"github.com/mariadb-go/aws_key_management/internal/ratelimit"
 )
 
 const (
@@ -63,7 +64,11 @@ func newEnv(t *testing.T) *env {
 }
 
 func (e *env) newClient() *kmsbackend.Client {
-	c, err := kmsbackend.New(context.Background(), kmsbackend.Config{EndpointURL: e.url, RequestTimeout: 2 * time.Second})
+	// These tests are about the runner's own retries: a rate that never
+	// paces (internal/ratelimit tests the pacing).
+	l := ratelimit.NewLimiter(nil)
+	l.Initial, l.Min = 1e6, 1e6
+	c, err := kmsbackend.New(context.Background(), kmsbackend.Config{EndpointURL: e.url, RequestTimeout: 2 * time.Second, Limiter: l})
 	if err != nil {
 		e.t.Fatal(err)
 	}

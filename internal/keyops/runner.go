@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"github.com/mariadb-go/aws_key_management/internal/kmserr"
 	"github.com/mariadb-go/aws_key_management/internal/lockedmem"
 	"github.com/mariadb-go/aws_key_management/internal/logtext"
+	"github.com/mariadb-go/aws_key_management/internal/ratelimit"
 )
 
 // Defaults of Runner.
@@ -44,10 +44,12 @@ type Progress interface {
 }
 
 // Runner runs work on every key file with bounded parallelism and a
-// shared backoff: a throttling or transient KMS error pauses every
-// worker (KMS is the same for all), the pause growing with each such
-// error and shrinking with each success, as the plugin's start does
-// (internal/keys, Preload). Its zero value works with the defaults.
+// shared backoff (ratelimit.Backoff, as the plugin's start): a
+// throttling or transient KMS error pauses every worker (KMS is the same
+// for all), the pause growing with each such error and shrinking with
+// each success. The pace of each request is the KMS client's adaptive
+// rate (kmsbackend, ratelimit.Limiter). Its zero value works with the
+// defaults.
 type Runner struct {
 	Parallel int           // workers; 0 means DefaultParallel
 	Attempts int           // tries of a failing KMS call; 0 means DefaultAttempts
@@ -65,9 +67,8 @@ type Runner struct {
 	// locked (it stays out of core dumps).
 	LockError error
 
-	mu       sync.Mutex
-	pauseTil time.Time
-	pauseLen time.Duration
+	pauseOnce sync.Once
+	pause     *ratelimit.Backoff
 }
 
 // Throttled is how many KMS calls came back throttled (after the SDK's
@@ -188,15 +189,13 @@ func (r *Runner) Call(ctx context.Context, f func(context.Context) error) error 
 		if b := r.broken.Load(); b != nil {
 			return fmt.Errorf("not tried: %d KMS calls in a row failed to reach KMS, the last with: %w", Unreachable, *b)
 		}
-		if err := r.waitPause(ctx); err != nil {
+		if err := r.backoff().Wait(ctx); err != nil {
 			return err
 		}
 		err := f(ctx)
 		if err == nil {
 			r.unreachable.Store(0)
-			r.mu.Lock()
-			r.pauseLen /= 2 // KMS keeps up again: shorten the next pause
-			r.mu.Unlock()
+			r.backoff().Succeeded()
 			return nil
 		}
 		var ke *kmserr.Error
@@ -217,44 +216,18 @@ func (r *Runner) Call(ctx context.Context, f func(context.Context) error) error 
 			r.throttled.Add(1)
 		}
 		r.retried.Add(1)
-		r.slowDown()
+		r.backoff().Failed()
 	}
 }
 
-func (r *Runner) waitPause(ctx context.Context) error {
-	r.mu.Lock()
-	d := time.Until(r.pauseTil)
-	r.mu.Unlock()
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return context.Cause(ctx)
-	}
-}
-
-// slowDown starts or extends the shared pause: one round of failures
-// (while a pause runs) grows it once.
-func (r *Runner) slowDown() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if time.Now().Before(r.pauseTil) {
-		return
-	}
-	first := r.Backoff
-	if first <= 0 {
-		first = DefaultBackoff
-	}
-	switch {
-	case r.pauseLen < first:
-		r.pauseLen = first
-	case r.pauseLen < MaxBackoff:
-		r.pauseLen = min(2*r.pauseLen, MaxBackoff)
-	}
-	r.pauseTil = time.Now().Add(r.pauseLen/2 + rand.N(r.pauseLen/2+1))
+// backoff is the runner's shared pause (made on first use: the zero
+// Runner works).
+func (r *Runner) backoff() *ratelimit.Backoff {
+	r.pauseOnce.Do(func() {
+		r.pause = &ratelimit.Backoff{First: r.Backoff, Max: MaxBackoff}
+		if r.pause.First <= 0 {
+			r.pause.First = DefaultBackoff
+		}
+	})
+	return r.pause
 }

@@ -1184,7 +1184,8 @@ func TestRotateAllGoesOnPastAFailure(t *testing.T) {
 		e.wantLatest(t, id, 1)
 	}
 	e.log.reset()
-	// Generate calls 1-3 made the keys; the rotation's 2nd (key 2) fails.
+	// Generate calls 1-3 made the keys; the rotation's 2nd fails (keys
+	// rotate in parallel: which key that is is not fixed).
 	e.fake.set(func(f *fakeKMS) {
 		f.genFail = func(call int) error {
 			if call == 5 {
@@ -1197,13 +1198,22 @@ func TestRotateAllGoesOnPastAFailure(t *testing.T) {
 		t.Fatalf("Rotate(RotateAll) = %d, want 1 failure; log: %v", got, e.log.all())
 	}
 	e.fake.wantCalls(t, 6, 5)
-	e.wantLatest(t, 1, 2)
-	e.wantLatest(t, 2, 1)
-	e.wantLatest(t, 3, 2)
-	if e.exists(2, 2) {
-		t.Errorf("aws-kms-key.2.2 exists although its generation failed")
+	var bad uint32
+	for _, id := range []uint32{1, 2, 3} {
+		switch v := e.m.LatestKeyVersion(id); {
+		case v == 1 && bad == 0:
+			bad = id
+		case v != 2:
+			t.Fatalf("LatestKeyVersion(%d) = %d; log: %v", id, v, e.log.all())
+		}
 	}
-	e.log.want(t, "ClientWarning", "Could not generate datakey for key id= 2, ver= 1")
+	if bad == 0 {
+		t.Fatal("no key kept version 1")
+	}
+	if e.exists(bad, 2) {
+		t.Errorf("aws-kms-key.%d.2 exists although its generation failed", bad)
+	}
+	e.log.want(t, "ClientWarning", fmt.Sprintf("Could not generate datakey for key id= %d, ver= 1", bad))
 	e.log.want(t, "ClientWarning", "1 of 3 keys could not be rotated; they keep their current version")
 	e.log.want(t, "Error", "AWS KMS plugin : KMS Client API 'GenerateDataKeyWithoutPlaintext' failed : ThrottlingException - slow down")
 	if n := len(e.log.of("ClientWarning")); n != 2 {
@@ -1214,9 +1224,57 @@ func TestRotateAllGoesOnPastAFailure(t *testing.T) {
 	if got := e.m.Rotate(keys.RotateAll); got != 0 {
 		t.Fatalf("Rotate(RotateAll) = %d", got)
 	}
-	e.wantLatest(t, 1, 3)
-	e.wantLatest(t, 2, 2)
-	e.wantLatest(t, 3, 3)
+	for _, id := range []uint32{1, 2, 3} {
+		want := uint32(3)
+		if id == bad {
+			want = 2
+		}
+		e.wantLatest(t, id, want)
+	}
+}
+
+// Many keys rotate in parallel: every key gets exactly its next version,
+// the failures are counted and reported once per key, in key order (the
+// warnings are given by the caller, whose thread is the statement's).
+func TestRotateAllParallel(t *testing.T) {
+	e := newEnv(t, "", nil)
+	const n = 50
+	for id := uint32(1); id <= n; id++ {
+		e.wantLatest(t, id, 1)
+	}
+	e.log.reset()
+	e.fake.set(func(f *fakeKMS) {
+		f.genFail = func(call int) error {
+			if call > n && (call-n)%7 == 0 { // 7 of the rotation's 50 calls
+				return &mock.Error{Code: "KMSInternalException", Message: "busy"}
+			}
+			return nil
+		}
+	})
+	if got := e.m.Rotate(keys.RotateAll); got != 7 {
+		t.Fatalf("Rotate(RotateAll) = %d, want 7; log: %v", got, e.log.all())
+	}
+	var failed []uint32
+	for id := uint32(1); id <= n; id++ {
+		switch v := e.m.LatestKeyVersion(id); v {
+		case 1:
+			failed = append(failed, id)
+		case 2:
+			if !e.exists(id, 2) || e.exists(id, 3) {
+				t.Errorf("key %d: files do not match version 2", id)
+			}
+		default:
+			t.Errorf("key %d at version %d, want 1 or 2", id, v)
+		}
+	}
+	var want []string
+	for _, id := range failed {
+		want = append(want, fmt.Sprintf("Could not generate datakey for key id= %d, ver= 1", id))
+	}
+	want = append(want, "7 of 50 keys could not be rotated; they keep their current version")
+	if got := e.log.of("ClientWarning"); !reflect.DeepEqual(got, want) {
+		t.Errorf("client warnings %q, want %q", got, want)
+	}
 }
 
 func TestRotateAllNoKeys(t *testing.T) {

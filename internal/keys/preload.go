@@ -2,12 +2,13 @@ package keys
 
 import (
 	"context"
-	"math/rand/v2"
+	"errors"
 	"sort"
 	"sync"
 	"time"
 
 	"github.com/mariadb-go/aws_key_management/internal/logtext"
+	"github.com/mariadb-go/aws_key_management/internal/ratelimit"
 )
 
 // PreloadConfig bounds Preload.
@@ -27,7 +28,15 @@ type PreloadConfig struct {
 	// transient error; it doubles with each such error, up to 5 s, and
 	// halves with each success; the pause is jittered. 0 means 100 ms.
 	Backoff time.Duration
+	// Stall, if set, ends Preload once no version has loaded for that
+	// long (KMS down, no credentials): what is left stays for first use.
+	// A throttled start that keeps loading is never cut short by it:
+	// every key is in memory before the server asks for it.
+	Stall time.Duration
 }
+
+// errStalled ends a Preload that stopped making progress.
+var errStalled = errors.New("no key version unwrapped for the stall limit")
 
 // PreloadResult says what Preload did.
 type PreloadResult struct {
@@ -40,9 +49,12 @@ type PreloadResult struct {
 // Preload unwraps every key version on disk, at most cfg.Parallel at a
 // time, so that the server's first requests are served from memory. A
 // throttling or transient error (KMS down, 5xx, network) pauses all
-// workers (shared, growing, jittered backoff) and the version is tried
-// again, until ctx ends; damaged files are not retried. What fails or is not done before ctx ends stays for the
-// first use to unwrap, with the usual backoff. It never fails the plugin.
+// workers (ratelimit.Backoff) and the version is tried again, until ctx
+// ends or nothing has loaded for cfg.Stall; damaged files are not
+// retried. The pace of the calls themselves is the KMS client's (its
+// adaptive rate, shared with every other caller of the process). What
+// fails or is not done by then stays for the first use to unwrap, with
+// the usual backoff. It never fails the plugin.
 func (m *Manager) Preload(ctx context.Context, cfg PreloadConfig) PreloadResult {
 	if cfg.Parallel <= 0 {
 		cfg.Parallel = 16
@@ -80,45 +92,19 @@ func (m *Manager) Preload(ctx context.Context, cfg PreloadConfig) PreloadResult 
 	})
 
 	var (
-		mu       sync.Mutex
-		res      = PreloadResult{}
-		pauseTil time.Time
-		pauseLen time.Duration
+		mu    sync.Mutex
+		res   = PreloadResult{}
+		pause = &ratelimit.Backoff{First: cfg.Backoff}
 	)
-	waitPause := func() bool {
-		if ctx.Err() != nil {
-			return false // over time: leave the rest to first use
-		}
-		mu.Lock()
-		d := time.Until(pauseTil)
-		mu.Unlock()
-		if d <= 0 {
-			return true
-		}
-		t := time.NewTimer(d)
-		defer t.Stop()
-		select {
-		case <-t.C:
-			return true
-		case <-ctx.Done():
-			return false
-		}
-	}
-	slowDown := func() {
-		mu.Lock()
-		defer mu.Unlock()
-		if time.Now().Before(pauseTil) {
-			return // already pausing: one round of failures grows it once
-		}
-		if pauseLen == 0 {
-			pauseLen = cfg.Backoff
-		} else if pauseLen < 5*time.Second {
-			pauseLen *= 2
-		}
-		d := pauseLen/2 + rand.N(pauseLen/2+1)
-		if until := time.Now().Add(d); until.After(pauseTil) {
-			pauseTil = until
-		}
+	// Stall: give up once nothing has loaded for that long (KMS down,
+	// credentials missing); a start that is slow but loading goes on.
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	progress := func() {}
+	if cfg.Stall > 0 {
+		stall := time.AfterFunc(cfg.Stall, func() { cancel(errStalled) })
+		defer stall.Stop()
+		progress = func() { stall.Reset(cfg.Stall) }
 	}
 
 	jobs := make(chan uint64)
@@ -136,16 +122,15 @@ func (m *Manager) Preload(ctx context.Context, cfg PreloadConfig) PreloadResult 
 				id, ver := uint32(k>>32), uint32(k)
 				err := ctx.Err()
 				for attempt := 1; (cfg.Attempts == 0 || attempt <= cfg.Attempts) && ctx.Err() == nil; attempt++ {
-					if !waitPause() {
-						err = context.Cause(ctx)
-						break
+					if err = pause.Wait(ctx); err != nil {
+						break // over time: leave the rest to first use
 					}
 					if err = m.unwrap(id, ver, true); err == nil || !transient(err) {
 						break
 					}
 					// Throttled or down: KMS is the same for every
 					// worker, so all of them pause.
-					slowDown()
+					pause.Failed()
 				}
 				if err != nil {
 					// Preload's own retries are not the server's: the
@@ -156,7 +141,8 @@ func (m *Manager) Preload(ctx context.Context, cfg PreloadConfig) PreloadResult 
 				res.Versions++
 				if err == nil {
 					res.Loaded++
-					pauseLen /= 2 // KMS keeps up again: shorten the next pause
+					pause.Succeeded()
+					progress()
 				} else {
 					res.Failed++
 					if res.FirstErr == nil {

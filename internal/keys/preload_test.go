@@ -300,6 +300,31 @@ func TestPreloadRidesOutAnOutage(t *testing.T) {
 	}
 }
 
+// Stall ends a Preload that makes no progress (KMS down for good), but
+// never one that keeps loading: 40 keys one at a time at 20 ms each run
+// well past a Stall of 300 ms and all load; with KMS down, Preload gives
+// up (leaving every version to first use) instead of running until ctx.
+func TestPreloadStall(t *testing.T) {
+	slow := &slowKMS{delay: 20 * time.Millisecond}
+	m, _, _ := preloadEnv(t, slow, 40, 1)
+	var res keys.PreloadResult
+	within(t, "Preload", func() {
+		res = m.Preload(context.Background(), keys.PreloadConfig{Parallel: 1, Stall: 300 * time.Millisecond})
+	})
+	if res.Loaded != 40 || res.Failed != 0 {
+		t.Fatalf("slow but loading: %+v, want all 40 loaded", res)
+	}
+
+	down := &slowKMS{delay: time.Millisecond, down: 1 << 30}
+	m, _, _ = preloadEnv(t, down, 3, 1)
+	within(t, "Preload", func() {
+		res = m.Preload(context.Background(), keys.PreloadConfig{Parallel: 2, Backoff: time.Millisecond, Stall: 300 * time.Millisecond})
+	})
+	if res.Loaded != 0 || res.Failed != 3 || down.calls.Load() < 2 {
+		t.Fatalf("KMS down: %+v after %d calls, want 3 failed after retries", res, down.calls.Load())
+	}
+}
+
 // A key file that cannot be read (a symlink loop here) is a file problem:
 // Preload does not wait for it to get better.
 func TestPreloadDoesNotRetryFileErrors(t *testing.T) {

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	sdkrate "github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -21,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
 
 	"github.com/mariadb-go/aws_key_management/internal/kmserr"
+	"github.com/mariadb-go/aws_key_management/internal/ratelimit"
 )
 
 // API is the part of *kms.Client the plugin uses; tests substitute it.
@@ -68,6 +69,10 @@ type Config struct {
 	// Credentials, if set, replace the SDK's credential chain (the
 	// operator tool's MFA session credentials).
 	Credentials aws.CredentialsProvider
+	// Limiter paces every HTTP attempt (see internal/ratelimit); nil
+	// means a new one for this client. One client per process, so one
+	// rate for all of its workers.
+	Limiter *ratelimit.Limiter
 }
 
 // Client makes the plugin's KMS calls.
@@ -84,6 +89,8 @@ type Client struct {
 	Description string
 	// count holds the calls and attempts by operation (New sets it).
 	count *counts
+	// limiter is the adaptive request rate of New's clients.
+	limiter *ratelimit.Limiter
 	// Warnings are lines for the plugin to log as warnings at start: an
 	// endpoint other than the region's default is one.
 	Warnings []string
@@ -175,6 +182,10 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	var sdkEndpointErr error
 	count := new(counts)
+	limiter := cfg.Limiter
+	if limiter == nil {
+		limiter = ratelimit.NewLimiter(nil)
+	}
 	api := kms.NewFromConfig(awsCfg, func(o *kms.Options) {
 		if ep.url == "" && o.BaseEndpoint != nil && *o.BaseEndpoint != "" {
 			ep, sdkEndpointErr = checkEndpoint(*o.BaseEndpoint, sdkEndpointSource)
@@ -189,13 +200,13 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		if cfg.Log != nil {
 			o.APIOptions = append(o.APIOptions, cfg.Log.addLogging)
 		}
-		o.APIOptions = append(o.APIOptions, count.addCounting)
+		o.APIOptions = append(o.APIOptions, count.addCounting, addPacing(limiter))
 		o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) {
 			so.MaxAttempts = MaxAttempts
 			so.MaxBackoff = MaxBackoff
 			// No client-wide retry budget: after an outage it would
 			// leave later calls with a single attempt.
-			so.RateLimiter = ratelimit.None
+			so.RateLimiter = sdkrate.None
 		})
 	})
 	if sdkEndpointErr != nil {
@@ -203,6 +214,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	c := NewWithAPI(api, attempt)
 	c.count = count
+	c.limiter = limiter
 	c.decryptOpts = []func(*kms.Options){func(o *kms.Options) {
 		o.APIOptions = append(o.APIOptions, addPlaintextSink)
 	}}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 )
 
 // control answers the loopback-only control endpoints and returns the
@@ -23,6 +24,8 @@ import (
 //	POST /_emulator/mfa-devices   JSON {"SerialNumber":"arn:...:mfa/x","Code":"123456"}
 //	POST /_emulator/require-mfa   body: "on" or "off" (the key policy's MFA condition)
 //	POST /_emulator/sessions/expire  every session so far expires now; answers how many
+//	POST /_emulator/limits        JSON {"Quota":200,"LatencyMillis":20}: shared quota (requests/s, 0 none) and per-call latency
+//	GET  /_emulator/limits        JSON {"Quota","LatencyMillis","Requests","Throttled"} (counts since calls/reset)
 func (s *Server) control(w http.ResponseWriter, r *http.Request) int {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
 	if err != nil {
@@ -81,6 +84,23 @@ func (s *Server) control(w http.ResponseWriter, r *http.Request) int {
 			return text(w, http.StatusBadRequest, "keys: "+err.Error()+"\n")
 		}
 		return text(w, http.StatusOK, arn+"\n")
+	case "POST /limits":
+		var in struct{ Quota, LatencyMillis float64 }
+		if err := json.Unmarshal(body, &in); err != nil {
+			return text(w, http.StatusBadRequest, "limits: "+err.Error()+"\n")
+		}
+		if err := s.SetLimits(Limits{Quota: in.Quota, Latency: time.Duration(in.LatencyMillis * float64(time.Millisecond))}); err != nil {
+			return text(w, http.StatusBadRequest, err.Error()+"\n")
+		}
+		return noContent(w)
+	case "GET /limits":
+		st := s.LimitStats()
+		b, _ := json.Marshal(map[string]any{"Quota": st.Quota, "LatencyMillis": float64(st.Latency) / float64(time.Millisecond),
+			"Requests": st.Requests, "Throttled": st.Throttled})
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusOK)
+		w.Write(append(b, '\n'))
+		return http.StatusOK
 	case "POST /mfa-devices":
 		var in struct{ SerialNumber, Code string }
 		if err := json.Unmarshal(body, &in); err != nil {
@@ -103,7 +123,7 @@ func (s *Server) control(w http.ResponseWriter, r *http.Request) int {
 	case "POST /sessions/expire":
 		return text(w, http.StatusOK, fmt.Sprintf("%d\n", s.ExpireSessions()))
 	}
-	for _, known := range []string{"/health", "/faults", "/calls", "/calls/reset", "/credentials", "/region", "/keys", "/mfa-devices", "/require-mfa", "/sessions/expire"} {
+	for _, known := range []string{"/health", "/faults", "/calls", "/calls/reset", "/credentials", "/region", "/keys", "/mfa-devices", "/require-mfa", "/sessions/expire", "/limits"} {
 		if "/_emulator"+known == r.URL.Path {
 			return text(w, http.StatusMethodNotAllowed, "method not allowed\n")
 		}

@@ -79,6 +79,11 @@ type Server struct {
 	mfaDevices map[string]string   // serial -> code
 	sessions   map[string]*session // by access key id
 	requireMFA bool
+	// The quota (quota.go): its bucket and counters.
+	limits              Limits
+	tokens              float64
+	filled              time.Time
+	requests, throttled int
 }
 
 type cmk struct {
@@ -268,10 +273,11 @@ func (s *Server) Calls() map[string]int {
 	return m
 }
 
-// ResetCalls sets every call count back to zero.
+// ResetCalls sets every call count back to zero, the quota's too.
 func (s *Server) ResetCalls() {
 	s.mu.Lock()
 	s.calls = make(map[string]int)
+	s.requests, s.throttled = 0, 0
 	s.mu.Unlock()
 }
 
@@ -440,7 +446,11 @@ func (s *Server) handle(r *http.Request, info *reqInfo) (any, *apiError) {
 		return nil, aerr
 	}
 	s.mu.Lock()
-	delay := s.faults.DelayFor(info.op)
+	if !s.admit() {
+		s.mu.Unlock()
+		return nil, newError("ThrottlingException", "Rate exceeded.")
+	}
+	delay := s.faults.DelayFor(info.op) + s.limits.Latency
 	fail := s.faults.Take(info.op)
 	s.mu.Unlock()
 	if delay > 0 {
