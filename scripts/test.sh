@@ -332,7 +332,7 @@ backup() {
 
 creds() {
   section "creds: planted and readable credentials files, LOAD_FILE, systemd drop-ins (release build, real mariadbd)"
-  if ! make -s release tool >"$LOGS/creds-build.log" 2>&1; then cat "$LOGS/creds-build.log"; bad "make release tool"; return; fi
+  if ! make -s release tool wrapper >"$LOGS/creds-build.log" 2>&1; then cat "$LOGS/creds-build.log"; bad "make release tool wrapper"; return; fi
   run_script "credentials files against a real server" tests/creds/run.sh
 }
 
