@@ -17,7 +17,7 @@
 #   SELECT ... PLUGINS   ACTIVE, the package's library, this build; the
 #                   example's settings; an encrypted table written and read,
 #                   its key files (0400, mysql), no plaintext in the .ibd; the
-#                   installed mariadb-aws-keys verifies them; the error log
+#                   installed mariadb-aws-keys (as mysql) verifies them; the error log
 #   --version       the installed tool and wrapper name this build; the
 #                   wrapper's --help names the drop-in example
 #   dpkg -r / -P    library, tool and wrapper gone; the edited conffile kept / gone
@@ -182,9 +182,11 @@ after_plugins() {
      ! grep -qa 'written through the package' "$DATA/pkg/t.ibd"; then
     ok "key files aws-kms-key.1.1 and 7.1 in /var/lib/mysql (0400, mysql); the row is not in clear in pkg/t.ibd"
   else ls -l "$DATA" | grep aws-kms | sed 's/^/#   /'; fail "key files or plaintext"; fi
-  if sandbox env "${ENV[@]}" timeout 60 /usr/bin/mariadb-aws-keys verify >"$WORK/verify.out" 2>"$WORK/verify.err" &&
+  # As the server's user, as "Credentials, safely" says (as root the tool
+  # refuses a credentials file that mysql owns).
+  if sandbox env "${ENV[@]}" runuser -u mysql -- timeout 60 /usr/bin/mariadb-aws-keys verify >"$WORK/verify.out" 2>"$WORK/verify.err" &&
      grep -qE '^verified ([0-9]+) key files in /var/lib/mysql: \1 ok, 0 failed' "$WORK/verify.out"; then
-    ok "the installed mariadb-aws-keys verify reads the server's config: $(head -1 "$WORK/verify.out")"
+    ok "the installed mariadb-aws-keys verify, run as mysql, reads the server's config: $(head -1 "$WORK/verify.out")"
   else cat "$WORK/verify.out" "$WORK/verify.err"; fail "mariadb-aws-keys verify"; fi
   grep -q "AWS KMS plugin: starting AWS key management plugin (Go) $BUILD" "$ERRLOG" &&
     grep -q "AWS KMS plugin: generated encrypted datakey for key id=7, version=1" "$ERRLOG" &&
