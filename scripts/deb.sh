@@ -6,8 +6,9 @@
 #   /usr/bin/iam-kms-wrapper                          the MFA start wrapper
 #   /etc/mysql/mariadb.conf.d/50-aws-key-management.cnf   a conffile, all commented out
 #   /usr/share/doc/aws-key-management/               README, copyright (DEP-5, the Go
-#       modules compiled in, from `go version -m`), changelog, examples: the systemd drop-ins (credentials,
-#       the start through iam-kms-wrapper) and the wrapper's config
+#       modules compiled into each binary, from `go version -m`), changelog,
+#       examples: the systemd drop-ins (credentials; the start through
+#       iam-kms-wrapper) and the wrapper's config
 #   /usr/share/man/man1/mariadb-aws-keys.1.gz, iam-kms-wrapper.1.gz
 # Depends on Debian's mariadb-server of the major version the library was
 # built for (the plugin ABI is MariaDB's per major version).
