@@ -89,7 +89,7 @@ mtr: $(BUILD)/mock/aws_key_management.so
 	@scripts/test.sh mtr
 tools: $(BUILD)/aws_key_management.so $(BUILD)/mariadb-aws-keys
 	@scripts/test.sh tools
-creds: $(BUILD)/aws_key_management.so $(BUILD)/mariadb-aws-keys
+creds: $(BUILD)/aws_key_management.so $(BUILD)/mariadb-aws-keys $(BUILD)/iam-kms-wrapper
 	@scripts/test.sh creds
 # (install-test: `make install` would suggest installing into the system.)
 install-test:

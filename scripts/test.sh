@@ -98,6 +98,10 @@ build() {
   if make -s mock >>"$LOGS/build.log" 2>&1; then ok "make mock (build/mock/aws_key_management.so)"; else cat "$LOGS/build.log"; bad "make mock"; fi
   if make -s tool >>"$LOGS/build.log" 2>&1 && build/mariadb-aws-keys --help >/dev/null; then ok "make tool (build/mariadb-aws-keys)"; else cat "$LOGS/build.log"; bad "make tool"; fi
   if make -s wrapper >>"$LOGS/build.log" 2>&1 && build/iam-kms-wrapper --help >/dev/null; then ok "make wrapper (build/iam-kms-wrapper)"; else cat "$LOGS/build.log"; bad "make wrapper"; fi
+  # The Makefile's LDFLAGS reach the wrapper: --version names this build.
+  local wv; wv=$(build/iam-kms-wrapper --version 2>&1)
+  if [[ "$wv" == "iam-kms-wrapper version $(cat VERSION) commit $(git rev-parse --short=12 HEAD)"* ]]; then ok "build/iam-kms-wrapper --version names this build: $wv"
+  else bad "build/iam-kms-wrapper --version: '$wv'"; fi
   # CMakeLists.txt builds the same library (mock here, so the ABI host
   # can drive it).
   local d; d=$(mktemp -d)
@@ -328,7 +332,7 @@ backup() {
 
 creds() {
   section "creds: planted and readable credentials files, LOAD_FILE, systemd drop-ins (release build, real mariadbd)"
-  if ! make -s release tool >"$LOGS/creds-build.log" 2>&1; then cat "$LOGS/creds-build.log"; bad "make release tool"; return; fi
+  if ! make -s release tool wrapper >"$LOGS/creds-build.log" 2>&1; then cat "$LOGS/creds-build.log"; bad "make release tool wrapper"; return; fi
   run_script "credentials files against a real server" tests/creds/run.sh
 }
 

@@ -53,3 +53,21 @@ server_test_cleanup() {
   kms_stop
   if [ -n "${AKM_KEEP:-}" ]; then echo "# AKM_KEEP: logs and datadir left in $WORK"; else rm -rf "$WORK"; fi
 }
+
+# scratch_root_run ROOT DIR LABEL: runs each command line read from stdin
+# (a README's `sudo install ...` lines, say) as root in DIR, as written
+# but without "sudo " and with every /etc/ path under the scratch root
+# ROOT (a line with another /etc path is not run: a failure); one ok/fail
+# line per command, labelled LABEL. SCRATCH_N: how many lines were read.
+scratch_root_run() {
+  local r=$1 dir=$2 label=$3 line cmd
+  SCRATCH_N=0
+  while IFS= read -r line; do
+    SCRATCH_N=$((SCRATCH_N + 1))
+    cmd=${line#sudo }
+    cmd=${cmd//\/etc\//$r/etc/}
+    if [[ "$cmd" == *" /etc"* ]]; then fail "$label: \$ $line: a /etc path not under the scratch root; not run"
+    elif (cd "$dir" && bash -c "$cmd") >"$r.out" 2>&1; then ok "$label: \$ $line"
+    else cat "$r.out"; fail "$label: \$ $line"; fi
+  done
+}

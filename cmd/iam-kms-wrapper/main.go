@@ -15,10 +15,12 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/mariadb-go/aws_key_management/internal/buildinfo"
 	"github.com/mariadb-go/aws_key_management/internal/mfawrapper"
 )
 
 const usage = `Usage: iam-kms-wrapper --config=FILE COMMAND [ARGS...]
+       iam-kms-wrapper --version
 
 Waits for an MFA code written to a FIFO, trades it for AWS STS session
 credentials (GetSessionToken) and execs COMMAND with them in its
@@ -41,6 +43,12 @@ Examples:
   iam-kms-wrapper --config=/etc/mysql/iam-kms-wrapper.config /usr/sbin/mariadbd $MYSQLD_OPTS
   # then, from another terminal, as root or the FIFO's owner:
   echo 123456 > /run/mysqld/kms_mfa_socket
+  iam-kms-wrapper --version      # which build this is
+
+A systemd drop-in that starts mariadb.service through the wrapper, and an
+example config: aws-key-management-mfa.conf and iam-kms-wrapper.config in
+/usr/share/doc/aws-key-management/examples/ (the Debian package) or
+support-files/systemd/ (the source).
 
 Exit status: the command's own once it runs; 1 if anything before that
 fails (the FIFO is removed and the command is not started); 2 for a
@@ -48,20 +56,26 @@ usage or config error.
 `
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stderr))
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func run(args []string, stderr io.Writer) int {
+func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("iam-kms-wrapper", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	configPath := fs.String("config", "", "")
+	version := fs.Bool("version", false, "")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			io.WriteString(os.Stdout, usage)
+			io.WriteString(stdout, usage)
 			return 0
 		}
 		fmt.Fprintf(stderr, "iam-kms-wrapper: %v\n\n%s", err, usage)
 		return 2
+	}
+	if *version {
+		// As mariadb-aws-keys --version prints it (cobra's template).
+		fmt.Fprintf(stdout, "iam-kms-wrapper version %s\n", buildinfo.String())
+		return 0
 	}
 	if fs.NArg() < 1 {
 		fmt.Fprintf(stderr, "iam-kms-wrapper: no command to start: give it after the options, e.g. /usr/sbin/mariadbd\n\n%s", usage)

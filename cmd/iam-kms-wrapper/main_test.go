@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/mariadb-go/aws_key_management/internal/buildinfo"
 )
 
 func TestUsageErrors(t *testing.T) {
@@ -25,12 +27,36 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"--config=" + bad, "/bin/true"}, 2, "config file " + bad + ", [kms]: kms_mfa_socket is missing"},
 		{[]string{"--config=" + good, "/no/such/mariadbd"}, 2, "command /no/such/mariadbd"},
 	} {
-		var stderr bytes.Buffer
-		if rc := run(tc.args, &stderr); rc != tc.rc || !strings.Contains(stderr.String(), tc.want) {
+		var stdout, stderr bytes.Buffer
+		if rc := run(tc.args, &stdout, &stderr); rc != tc.rc || !strings.Contains(stderr.String(), tc.want) || stdout.Len() != 0 {
 			t.Errorf("%q: exit %d, stderr %q; want %d and %q", tc.args, rc, stderr.String(), tc.rc, tc.want)
 		}
 		if _, err := os.Lstat(filepath.Join(dir, "fifo")); err == nil {
 			t.Errorf("%q: a FIFO was made", tc.args)
 		}
+	}
+}
+
+// --version prints the build the Makefile linked in (internal/buildinfo),
+// in mariadb-aws-keys' format, and starts nothing; --help names it.
+func TestVersionAndHelp(t *testing.T) {
+	oldV, oldC := buildinfo.Version, buildinfo.Commit
+	t.Cleanup(func() { buildinfo.Version, buildinfo.Commit = oldV, oldC })
+	buildinfo.Version, buildinfo.Commit = "9.8.7", "0123456789ab-dirty"
+	marker := filepath.Join(t.TempDir(), "started")
+	for _, args := range [][]string{{"--version"}, {"-version"}, {"--version", "/bin/touch", marker}} {
+		var stdout, stderr bytes.Buffer
+		rc := run(args, &stdout, &stderr)
+		if want := "iam-kms-wrapper version 9.8.7 commit 0123456789ab-dirty\n"; rc != 0 || stdout.String() != want || stderr.Len() != 0 {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q; want 0 and %q", args, rc, stdout.String(), stderr.String(), want)
+		}
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Errorf("--version ran the command")
+	}
+	var stdout, stderr bytes.Buffer
+	if rc := run([]string{"--help"}, &stdout, &stderr); rc != 0 || !strings.Contains(stdout.String(), "iam-kms-wrapper --version") ||
+		!strings.Contains(stdout.String(), "aws-key-management-mfa.conf") || stderr.Len() != 0 {
+		t.Errorf("--help: exit %d, stdout %q, stderr %q", rc, stdout.String(), stderr.String())
 	}
 }

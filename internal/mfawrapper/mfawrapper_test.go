@@ -77,6 +77,20 @@ func TestLoadConfig(t *testing.T) {
 	}
 }
 
+// The example config the Debian package ships (and the README shows)
+// loads as it is: the guide's two settings, the defaults for the rest.
+func TestShippedExampleConfig(t *testing.T) {
+	c, err := LoadConfig("../../support-files/systemd/iam-kms-wrapper.config")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Config{MFASerial: "arn:aws:iam::111122223333:mfa/MDBEnc", FIFO: "/run/mysqld/kms_mfa_socket",
+		CodeTimeout: DefaultCodeTimeout, SessionDuration: DefaultSessionDuration}
+	if c != want {
+		t.Errorf("got %+v, want %+v", c, want)
+	}
+}
+
 // writeFIFO writes s to path once a reader has it open (a writer's
 // open blocks until then), as `echo 123456 > path` does.
 func writeFIFO(t *testing.T, path, s string) *sync.WaitGroup {

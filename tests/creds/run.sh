@@ -26,8 +26,14 @@
 #      the control) and INTO OUTFILE is refused.
 #   4. support-files/systemd: the drop-ins, attached to a copy of this
 #      machine's mariadb.service, pass `systemd-analyze verify` with no
-#      diagnostic; a broken copy of one gets one (the control); the
-#      example env file has only plain VAR=value lines.
+#      diagnostic (with build/iam-kms-wrapper as /usr/bin/iam-kms-wrapper,
+#      the path of the MFA drop-in's ExecStart=, through an overlay in a
+#      private mount namespace); broken copies get one (the controls: a
+#      relative EnvironmentFile=, the MFA drop-in without the line that
+#      clears ExecStart=, the MFA drop-in without the wrapper in place);
+#      the example env file has only plain VAR=value lines; the README's
+#      MFA section shows the MFA drop-in's settings and the example
+#      wrapper config verbatim.
 #   5. The README's install commands of "Credentials, safely" (setup 2),
 #      run with /etc under a scratch root: modes, and the installed
 #      drop-in verifies.
@@ -42,7 +48,8 @@ bounded 300 "$@"
 server_test_work creds 300
 
 TOOL="$ROOT/build/mariadb-aws-keys"
-[ -x "$TOOL" ] && [ -f "$ROOT/build/aws_key_management.so" ] || { fail "build/mariadb-aws-keys or build/aws_key_management.so missing: make"; finish; }
+[ -x "$TOOL" ] && [ -x "$ROOT/build/iam-kms-wrapper" ] && [ -f "$ROOT/build/aws_key_management.so" ] ||
+  { fail "build/mariadb-aws-keys, build/iam-kms-wrapper or build/aws_key_management.so missing: make"; finish; }
 # start ARGS...: srv_start on a port free now (other servers come and go
 # on this machine between our restarts).
 start() { SRV_PORT=$(srv_free_port 26306) || return 1; srv_start "$@"; }
@@ -221,11 +228,19 @@ else
   # A unit directory of our own: this machine's mariadb.service and a
   # mariadb.service.d with our drop-ins. systemd-analyze verify exits 0
   # even on a bad line, so any diagnostic counts as a failure.
+  # systemd-analyze checks that each ExecStart= program exists: the MFA
+  # drop-in's is /usr/bin/iam-kms-wrapper, where the Debian package puts
+  # it; verify lays build/iam-kms-wrapper over /usr/bin in a private mount
+  # namespace (the system's /usr/bin is not touched), verify_bare does not.
   U="$WORK/units"
+  mkdir -p "$WORK/wrapper-bin"
+  cp "$ROOT/build/iam-kms-wrapper" "$WORK/wrapper-bin/"
   verify() { # verify [DIR]: mariadb.service of DIR (default U) and its drop-ins
     local d=${1:-$U}
-    SYSTEMD_UNIT_PATH="$d:" timeout 60 systemd-analyze verify "$d/mariadb.service" 2>&1
+    unshare --mount --propagation private bash -c 'mount -t overlay overlay -o lowerdir="$1":/usr/bin /usr/bin &&
+      SYSTEMD_UNIT_PATH="$2:" exec timeout 60 systemd-analyze verify "$2/mariadb.service"' verify "$WORK/wrapper-bin" "$d" 2>&1
   }
+  verify_bare() { SYSTEMD_UNIT_PATH="$U:" timeout 60 systemd-analyze verify "$U/mariadb.service" 2>&1; }
   mkdir -p "$U/mariadb.service.d"
   cp /lib/systemd/system/mariadb.service "$U/"
   out=$(verify); rc=$?
@@ -238,7 +253,7 @@ else
     cp "$f" "$U/mariadb.service.d/"
   done
   out=$(verify); rc=$?
-  [ "$n" -ge 2 ] && [ "$rc" = 0 ] && [ -z "$out" ] &&
+  [ "$n" -ge 3 ] && [ -f "$U/mariadb.service.d/aws-key-management-mfa.conf" ] && [ "$rc" = 0 ] && [ -z "$out" ] &&
     ok "systemd-analyze verify: mariadb.service with the $n drop-ins of support-files/systemd, no diagnostic" ||
     fail "systemd-analyze verify with $n drop-ins: exit $rc: $out"
   sed 's|^EnvironmentFile=/|EnvironmentFile=|' "$SD/aws-key-management-credentials.conf" >"$U/mariadb.service.d/zz-broken.conf"
@@ -247,6 +262,34 @@ else
     ok "the control: a copy with a relative EnvironmentFile= gets a diagnostic from systemd-analyze ($out)" ||
     fail "the control: no diagnostic for a broken drop-in: '$out'"
   rm -f "$U/mariadb.service.d/zz-broken.conf"
+  MFA="$SD/aws-key-management-mfa.conf"
+  grep -vx 'ExecStart=' "$MFA" >"$U/mariadb.service.d/aws-key-management-mfa.conf"
+  out=$(verify)
+  [[ "$out" == *"more than one ExecStart="* ]] &&
+    ok "the control: the MFA drop-in without its 'ExecStart=' line (which clears Debian's) gets a diagnostic ($out)" ||
+    fail "the control: no diagnostic for an MFA drop-in that does not clear ExecStart=: '$out'"
+  cp "$MFA" "$U/mariadb.service.d/"
+  if [ -e /usr/bin/iam-kms-wrapper ]; then
+    note "/usr/bin/iam-kms-wrapper exists on this machine (the package?): the missing-wrapper control is not run (not counted)"
+  else
+    out=$(verify_bare)
+    [[ "$out" == *"/usr/bin/iam-kms-wrapper is not executable"* ]] &&
+      ok "the control: without the wrapper at /usr/bin/iam-kms-wrapper, systemd-analyze says so ($out)" ||
+      fail "the control: no diagnostic for a missing /usr/bin/iam-kms-wrapper: '$out'"
+  fi
+  # The README's MFA section shows the drop-in's settings (the file less
+  # its comments) and the example config, verbatim.
+  readme_block() { # readme_block FIRST: the fenced block of the MFA section whose first line is FIRST
+    awk -v first="$1" '/^### / { s = ($0 ~ /^### Starting the server with an MFA code/) } !s { next }
+      /^```/ { if (in_b) { if (keep) exit; in_b = 0 } else { in_b = 1; n = 0 } next }
+      in_b && ++n == 1 { keep = ($0 == first) } in_b && keep' "$ROOT/README.md"
+  }
+  if [ -n "$(readme_block '[Service]')" ] && diff <(readme_block '[Service]') <(grep -v '^#' "$MFA") >"$WORK/diff.out"; then
+    ok "README (MFA section): the drop-in shown is support-files/systemd/aws-key-management-mfa.conf without its comments"
+  else cat "$WORK/diff.out"; fail "README (MFA section): the drop-in shown differs from $MFA"; fi
+  if [ -n "$(readme_block '[kms]')" ] && diff <(readme_block '[kms]') "$SD/iam-kms-wrapper.config" >"$WORK/diff.out"; then
+    ok "README (MFA section): the config shown is support-files/systemd/iam-kms-wrapper.config"
+  else cat "$WORK/diff.out"; fail "README (MFA section): the config shown differs from $SD/iam-kms-wrapper.config"; fi
   # (A line check, as systemd-analyze does not read env files: plain
   # VAR=value lines, no quotes, backslashes or spaces, which systemd and a
   # shell could read differently; only variables the README names.)
@@ -259,17 +302,10 @@ else
   # systemctl are not run: no systemd manager here; systemd-analyze
   # verifies the installed drop-in instead.
   note "5. README \"Credentials, safely\": the install commands, under $WORK/root"
-  R="$WORK/root" n=0
+  R="$WORK/root"
   mkdir -p "$R/etc/mysql" # as on a host with mariadb-server
-  while IFS= read -r line; do
-    n=$((n + 1))
-    cmd=${line#sudo }
-    cmd=${cmd//\/etc\//$R/etc/}
-    if [[ "$cmd" == *" /etc"* ]]; then fail "README: \$ $line: a /etc path not under the scratch root; not run"
-    elif (cd "$ROOT" && bash -c "$cmd") >"$WORK/cmd.out" 2>&1; then ok "README: \$ $line"
-    else cat "$WORK/cmd.out"; fail "README: \$ $line"; fi
-  done < <(awk '/^## Credentials, safely/ { f = 1; next } /^## / { f = 0 } f && /^ *sudo install / { sub(/^ +/, ""); print }' "$ROOT/README.md")
-  [ "$n" = 3 ] && ok "the README's setup 2 has 3 install commands, all run" || fail "found $n install commands in the README's setup 2, want 3"
+  scratch_root_run "$R" "$ROOT" README < <(awk '/^## Credentials, safely/ { f = 1; next } /^## / { f = 0 } f && /^ *sudo install / { sub(/^ +/, ""); print }' "$ROOT/README.md")
+  [ "$SCRATCH_N" = 3 ] && ok "the README's setup 2 has 3 install commands, all run" || fail "found $SCRATCH_N install commands in the README's setup 2, want 3"
   [ "$(stat -c '%U %a' "$R/etc/mysql/aws-key-management.env" 2>&1)" = "root 600" ] &&
     ok "installed env file: owner root, mode 600" || fail "installed env file: $(stat -c '%U %a' "$R/etc/mysql/aws-key-management.env" 2>&1)"
   cp /lib/systemd/system/mariadb.service "$R/etc/systemd/system/" 2>/dev/null

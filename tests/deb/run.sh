@@ -4,16 +4,23 @@
 # in order, as written, as root, in a copy of the checkout, with these
 # checks after the lines they concern:
 #   make deb        lintian (no error or warning); contents, Depends,
-#                   conffile, copyright (DEP-5, every Go module compiled in)
-#   dpkg -i         files in place; the example config enables nothing: the
-#                   server (Debian's init script) starts without the plugin
+#                   conffile, copyright (DEP-5, every Go module compiled
+#                   into any of the three binaries, each naming its binaries)
+#   dpkg -i         files in place (the examples are support-files/systemd's);
+#                   the installed MFA drop-in passes systemd-analyze verify
+#                   with mariadb.service and the installed /usr/bin/iam-kms-wrapper
+#                   (and a copy without its ExecStart= reset does not); the
+#                   example config enables nothing: the server (Debian's init
+#                   script) starts without the plugin
 #   (before the restart: AWS credentials in <datadir>/.aws/credentials, as
 #   "Installing the plugin" has them)
 #   SELECT ... PLUGINS   ACTIVE, the package's library, this build; the
 #                   example's settings; an encrypted table written and read,
 #                   its key files (0400, mysql), no plaintext in the .ibd; the
-#                   installed mariadb-aws-keys verifies them; the error log
-#   dpkg -r / -P    library and tool gone; the edited conffile kept / gone
+#                   installed mariadb-aws-keys (as mysql) verifies them; the error log
+#   --version       the installed tool and wrapper name this build; the
+#                   wrapper's --help names the drop-in example
+#   dpkg -r / -P    library, tool and wrapper gone; the edited conffile kept / gone
 # and at the end /etc/mysql, /var/lib/mysql, /usr/lib/mysql/plugin and
 # /usr/bin exactly as before, no system server running.
 # Mapped: "sudo systemctl restart|stop mariadb" is a stop of the sandbox's
@@ -37,7 +44,7 @@ bounded 480 "$@"
 PKG=aws-key-management
 CNF=/etc/mysql/mariadb.conf.d/50-aws-key-management.cnf
 [ "$(id -u)" = 0 ] || { fail "needs root (dpkg -i)"; finish; }
-for c in dpkg-deb dpkg-shlibdeps lintian unshare /etc/init.d/mariadb; do
+for c in dpkg-deb dpkg-shlibdeps lintian unshare systemd-analyze /etc/init.d/mariadb; do
   command -v "$c" >/dev/null || { fail "$c not found (run scripts/deps.sh)"; finish; }
 done
 if system_server_running; then fail "the system's MariaDB server is running: stop it first (this test starts Debian's server itself)"; finish; fi
@@ -84,25 +91,35 @@ after_make_deb() {
   lintian --fail-on error,warning "$deb" >"$WORK/lintian.log" 2>&1
   rc=$?
   if [ "$rc" = 0 ] && ! grep -qE '^[EW]: ' "$WORK/lintian.log"; then
-    ok "lintian: no error or warning ($(grep -c '^[a-z]' packaging/deb/lintian-overrides) override, its reason in packaging/deb/lintian-overrides)"
+    ok "lintian: no error or warning ($(grep -c '^[a-z]' packaging/deb/lintian-overrides) overrides, the reason in packaging/deb/lintian-overrides)"
   else sed 's/^/#   /' "$WORK/lintian.log"; fail "lintian (exit $rc)"; fi
   contents=$(dpkg-deb -c "$deb" | awk '{ print $1, $6 }')
   for w in "-rw-r--r-- ./usr/lib/mysql/plugin/aws_key_management.so" "-rwxr-xr-x ./usr/bin/mariadb-aws-keys" \
+    "-rwxr-xr-x ./usr/bin/iam-kms-wrapper" \
     "-rw-r--r-- .$CNF" "-rw-r--r-- ./usr/share/doc/$PKG/copyright" "-rw-r--r-- ./usr/share/doc/$PKG/README.md.gz" \
-    "-rw-r--r-- ./usr/share/doc/$PKG/examples/aws-key-management-credentials.conf" "-rw-r--r-- ./usr/share/man/man1/mariadb-aws-keys.1.gz"; do
+    "-rw-r--r-- ./usr/share/doc/$PKG/examples/aws-key-management-credentials.conf" \
+    "-rw-r--r-- ./usr/share/doc/$PKG/examples/aws-key-management-mfa.conf" \
+    "-rw-r--r-- ./usr/share/doc/$PKG/examples/iam-kms-wrapper.config" \
+    "-rw-r--r-- ./usr/share/man/man1/mariadb-aws-keys.1.gz" "-rw-r--r-- ./usr/share/man/man1/iam-kms-wrapper.1.gz"; do
     grep -qxF -- "$w" <<<"$contents" || missing+=("$w")
   done
-  ((${#missing[@]} == 0)) && ok "contents: the library, the tool, the conffile, docs, copyright, the drop-in example, the man page" || fail "missing from the package: ${missing[*]}"
+  ((${#missing[@]} == 0)) && ok "contents: the library, the tool, the wrapper, the conffile, docs, copyright, the two drop-in examples, the wrapper's config, the two man pages" || fail "missing from the package: ${missing[*]}"
   dep=$(dpkg-deb -f "$deb" Depends)
   [[ "$dep" == *"libc6 (>="*"mariadb-server (>= 1:10.11), mariadb-server (<< 1:10.12~)" ]] && ok "Depends: $dep" || fail "Depends: $dep"
   [ "$(dpkg-deb --ctrl-tarfile "$deb" | tar -xOf - ./conffiles)" = "$CNF" ] && ok "conffiles: $CNF" || fail "conffiles"
   dpkg-deb --fsys-tarfile "$deb" | tar -xOf - "./usr/share/doc/$PKG/copyright" >"$WORK/copyright"
-  mods=$( (go version -m "$CWD/build/aws_key_management.so"; go version -m "$CWD/build/mariadb-aws-keys") | awk '$1 == "dep" { print $2 }' | sort -u)
+  mods=$(for b in aws_key_management.so mariadb-aws-keys iam-kms-wrapper; do go version -m "$CWD/build/$b"; done | awk '$1 == "dep" { print $2 }' | sort -u)
   while read -r m; do grep -q "^Files: go-modules/$m/\*$" "$WORK/copyright" || { note "copyright lacks $m"; nmissing=$((nmissing + 1)); }; done <<<"$mods"
   if ((nmissing == 0)) && grep -q '^Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/$' "$WORK/copyright" &&
      awk '/^Files: / { f = ($2 == "go-modules/github.com/aws/aws-sdk-go-v2/*") } f && /^License: /' "$WORK/copyright" | grep -qx 'License: Apache-2.0'; then
-    ok "copyright: DEP-5, all $(wc -l <<<"$mods") Go modules of go version -m, the AWS SDK for Go as Apache-2.0"
+    ok "copyright: DEP-5, all $(wc -l <<<"$mods") Go modules of go version -m of the library, the tool and the wrapper, the AWS SDK for Go as Apache-2.0"
   else fail "copyright: $nmissing modules missing, or no DEP-5 header, or the SDK's licence"; fi
+  # Each module names the binaries it is in: STS is in all three, cobra in
+  # the tool only.
+  grep -qx 'Comment: Go module github.com/aws/aws-sdk-go-v2/service/sts v[0-9.]*, compiled into aws_key_management.so, mariadb-aws-keys, iam-kms-wrapper' "$WORK/copyright" &&
+    grep -qx 'Comment: Go module github.com/spf13/cobra v[0-9.]*, compiled into mariadb-aws-keys' "$WORK/copyright" &&
+    ok "copyright: each module names the binaries it is compiled into (STS: all three; cobra: the tool)" ||
+    fail "copyright: $(grep -E '^Comment: Go module github.com/(aws/aws-sdk-go-v2/service/sts|spf13/cobra) ' "$WORK/copyright")"
 }
 
 # after_dpkg_install: the files, and a server with the config as installed.
@@ -111,6 +128,36 @@ after_dpkg_install() {
   INSTALLED=1
   [ "$(dpkg-query -W -f='${Status} ${Version}' "$PKG")" = "install ok installed $(cat VERSION)" ] && ok "dpkg: $PKG $(cat VERSION) installed" || fail "dpkg status: $(dpkg-query -W -f='${Status} ${Version}' "$PKG")"
   cmp -s "$CWD/build/aws_key_management.so" /usr/lib/mysql/plugin/aws_key_management.so && ok "/usr/lib/mysql/plugin/aws_key_management.so is the release build" || fail "the installed library differs from build/aws_key_management.so"
+  cmp -s "$CWD/build/iam-kms-wrapper" /usr/bin/iam-kms-wrapper && ok "/usr/bin/iam-kms-wrapper is the build's wrapper" || fail "the installed wrapper differs from build/iam-kms-wrapper"
+  local ex=/usr/share/doc/$PKG/examples f sd out rc
+  for f in aws-key-management-mfa.conf iam-kms-wrapper.config; do
+    cmp -s "$CWD/support-files/systemd/$f" "$ex/$f" && ok "$ex/$f is support-files/systemd/$f" || fail "$ex/$f differs from support-files/systemd/$f"
+  done
+  # The MFA drop-in and config, installed by the README's `sudo install`
+  # lines of "Starting the server with an MFA code", as written but with
+  # /etc/ under a scratch root R; then the unit with this machine's
+  # mariadb.service: its ExecStart= names the installed wrapper, which now
+  # exists (systemd-analyze checks that), and the installed config is one
+  # the wrapper accepts (it goes on to look for the command). The control:
+  # without the line that clears Debian's ExecStart=, systemd refuses the
+  # unit.
+  local R="$WORK/root"
+  mkdir -p "$R/etc/mysql"
+  scratch_root_run "$R" "$CWD" "README (MFA)" < <(awk '/^### Starting the server with an MFA code/ { f = 1; next } /^##+ / { f = 0 } f && /^sudo install /' "$CWD/README.md")
+  [ "$SCRATCH_N" = 3 ] && ok "the README's MFA section has 3 install commands, all run" || fail "found $SCRATCH_N install commands in the README's MFA section, want 3"
+  sd="$R/etc/systemd/system"
+  cp /lib/systemd/system/mariadb.service "$sd/"
+  out=$(SYSTEMD_UNIT_PATH="$sd:" timeout 60 systemd-analyze verify "$sd/mariadb.service" 2>&1); rc=$?
+  [ "$rc" = 0 ] && [ -z "$out" ] && grep -qx 'ExecStart=/usr/bin/iam-kms-wrapper .*' "$sd/mariadb.service.d/aws-key-management-mfa.conf" &&
+    ok "the installed MFA drop-in verifies with mariadb.service and /usr/bin/iam-kms-wrapper (systemd-analyze, no diagnostic)" ||
+    fail "installed MFA drop-in: exit $rc: $out"
+  out=$(/usr/bin/iam-kms-wrapper --config="$R/etc/mysql/iam-kms-wrapper.config" /nonexistent/mariadbd 2>&1); rc=$?
+  [ "$rc" = 2 ] && [[ "$out" == "iam-kms-wrapper: command /nonexistent/mariadbd: "* ]] &&
+    ok "the installed wrapper accepts the installed example config" || fail "example config: exit $rc: $out"
+  grep -vx 'ExecStart=' "$ex/aws-key-management-mfa.conf" >"$sd/mariadb.service.d/aws-key-management-mfa.conf"
+  out=$(SYSTEMD_UNIT_PATH="$sd:" timeout 60 systemd-analyze verify "$sd/mariadb.service" 2>&1)
+  [[ "$out" == *"more than one ExecStart="* ]] && ok "the control: without 'ExecStart=' first, systemd-analyze refuses the unit" ||
+    fail "the control: no diagnostic for a drop-in that does not clear ExecStart=: '$out'"
   active=$(grep -vE '^[[:space:]]*(#|$)' "$SCNF")
   [ "$active" = "[mariadb]" ] && ok "$CNF enables nothing as installed (every setting commented out)" || fail "$CNF has active lines: $active"
   if sandbox_start "${ENV[@]}" >"$WORK/start1.log" 2>&1 && [ "$(q "SELECT COUNT(*) FROM information_schema.PLUGINS WHERE PLUGIN_NAME = 'aws_key_management'")" = 0 ]; then
@@ -135,9 +182,11 @@ after_plugins() {
      ! grep -qa 'written through the package' "$DATA/pkg/t.ibd"; then
     ok "key files aws-kms-key.1.1 and 7.1 in /var/lib/mysql (0400, mysql); the row is not in clear in pkg/t.ibd"
   else ls -l "$DATA" | grep aws-kms | sed 's/^/#   /'; fail "key files or plaintext"; fi
-  if sandbox env "${ENV[@]}" timeout 60 /usr/bin/mariadb-aws-keys verify >"$WORK/verify.out" 2>"$WORK/verify.err" &&
+  # As the server's user, as "Credentials, safely" says (as root the tool
+  # refuses a credentials file that mysql owns).
+  if sandbox env "${ENV[@]}" runuser -u mysql -- timeout 60 /usr/bin/mariadb-aws-keys verify >"$WORK/verify.out" 2>"$WORK/verify.err" &&
      grep -qE '^verified ([0-9]+) key files in /var/lib/mysql: \1 ok, 0 failed' "$WORK/verify.out"; then
-    ok "the installed mariadb-aws-keys verify reads the server's config: $(head -1 "$WORK/verify.out")"
+    ok "the installed mariadb-aws-keys verify, run as mysql, reads the server's config: $(head -1 "$WORK/verify.out")"
   else cat "$WORK/verify.out" "$WORK/verify.err"; fail "mariadb-aws-keys verify"; fi
   grep -q "AWS KMS plugin: starting AWS key management plugin (Go) $BUILD" "$ERRLOG" &&
     grep -q "AWS KMS plugin: generated encrypted datakey for key id=7, version=1" "$ERRLOG" &&
@@ -174,16 +223,25 @@ while IFS= read -r line; do
     *"FROM information_schema.PLUGINS"*) after_plugins ;;
     "mariadb-aws-keys --version")
       [[ "$(cat "$WORK/out")" == "mariadb-aws-keys version $BUILD"* ]] && ok "the installed tool names this build" || fail "tool version: $(cat "$WORK/out")" ;;
+    "iam-kms-wrapper --version")
+      [ "$(command -v iam-kms-wrapper)" = /usr/bin/iam-kms-wrapper ] && [[ "$(cat "$WORK/out")" == "iam-kms-wrapper version $BUILD"* ]] &&
+        ok "the installed wrapper (/usr/bin/iam-kms-wrapper) names this build: $(cat "$WORK/out")" || fail "wrapper version: $(cat "$WORK/out")"
+      if /usr/bin/iam-kms-wrapper --help >"$WORK/help" 2>&1 && grep -q -- '--version' "$WORK/help" &&
+         grep -q "/usr/share/doc/$PKG/examples/" "$WORK/help" && grep -q 'aws-key-management-mfa.conf' "$WORK/help" &&
+         [ -f "/usr/share/doc/$PKG/examples/aws-key-management-mfa.conf" ]; then
+        ok "the installed wrapper's --help names --version and the drop-in example the package ships"
+      else fail "wrapper --help: $(head -5 "$WORK/help")"; fi ;;
     "sudo dpkg -r "*)
-      [ ! -e /usr/lib/mysql/plugin/aws_key_management.so ] && [ ! -e /usr/bin/mariadb-aws-keys ] && grep -q '^plugin_load_add' "$SCNF" &&
-        ok "dpkg -r: library and tool gone, the edited conffile kept" || fail "after dpkg -r" ;;
+      [ ! -e /usr/lib/mysql/plugin/aws_key_management.so ] && [ ! -e /usr/bin/mariadb-aws-keys ] && [ ! -e /usr/bin/iam-kms-wrapper ] &&
+        grep -q '^plugin_load_add' "$SCNF" &&
+        ok "dpkg -r: library, tool and wrapper gone, the edited conffile kept" || fail "after dpkg -r" ;;
     "sudo dpkg -P "*)
       if [ ! -e "$SCNF" ] && ! dpkg-query -W -f='${Status}' "$PKG" 2>/dev/null | grep -q installed; then
         INSTALLED=""; ok "dpkg -P: the conffile gone, the package unknown to dpkg"
       else fail "after dpkg -P"; fi ;;
   esac
 done < <(readme_commands "The Debian package")
-[ "$n" -ge 9 ] && ok "the README's Debian package section has $n commands, all run" || fail "only $n commands found in the README's Debian package section"
+[ "$n" -ge 10 ] && ok "the README's Debian package section has $n commands, all run" || fail "only $n commands found in the README's Debian package section"
 
 # The system as it was.
 snapshot "${SYSDIRS[@]}" >"$WORK/after"
