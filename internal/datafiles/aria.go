@@ -121,7 +121,7 @@ func AriaDataPageVersion(h AriaHeader, no int64, page []byte) (version uint32, u
 
 // AriaIndexPageVersion gives the key version of an index page of an
 // encrypted .MAI file (used false for a page on the free list or never
-// written).
+// written; ok false for a page in use with version 0).
 func AriaIndexPageVersion(h AriaHeader, page []byte) (version uint32, used, ok bool) {
 	// The header ends with the key version, key nr, flag and bytes used;
 	// before them a transactional table has its LSN (7 bytes) and a
@@ -130,14 +130,11 @@ func AriaIndexPageVersion(h AriaHeader, page []byte) (version uint32, used, ok b
 	if h.Transactional {
 		hdr = 7 + 6 + ariaKeyPageFixed
 	}
-	keyNr := page[hdr-4]
-	switch {
-	case allZero(page[:hdr]):
+	// Any other key number counts (a fulltext index's second-level
+	// pages carry their own): a version of a page in use is never left
+	// out.
+	if allZero(page[:hdr]) || page[hdr-4] == ariaDeletedKeyPage {
 		return 0, false, true
-	case keyNr == ariaDeletedKeyPage:
-		return 0, false, true
-	case int(keyNr) >= h.Keys:
-		return 0, true, false
 	}
 	v := binary.LittleEndian.Uint32(page[hdr-ariaKeyPageFixed:])
 	return v, true, v != 0

@@ -104,7 +104,8 @@ func TestAriaPageVersions(t *testing.T) {
 		{"index (real, not transactional)", pv(AriaIndexPageVersion(nontrans, ariaPage(testdata(t, "aria-nt.MAI-page1.head"), 0x5a))), pageVersion{2, true, true}},
 		{"index never written", pv(AriaIndexPageVersion(trans, make([]byte, 8192))), pageVersion{0, false, true}},
 		{"index on the free list", pv(AriaIndexPageVersion(trans, idx(ariaDeletedKeyPage))), pageVersion{0, false, true}},
-		{"index of no such key", pv(AriaIndexPageVersion(trans, idx(3))), pageVersion{0, true, false}},
+		{"index of another key number", pv(AriaIndexPageVersion(trans, idx(3))), pageVersion{3, true, true}},
+		{"index with version 0", pv(AriaIndexPageVersion(trans, ariaPage(withVersion(testdata(t, "aria-t.MAI-page1.head"), 13, 0), 0))), pageVersion{0, true, false}},
 	} {
 		if c.got != c.want {
 			t.Errorf("%s: %+v, want %+v", c.name, c.got, c.want)
