@@ -207,3 +207,38 @@ func FuzzParseAriaHeader(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkReadAriaTable(b *testing.B) {
+	dir := b.TempDir()
+	head, err := os.ReadFile(filepath.Join("testdata", "aria-t.MAD-page1.head"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	index, err := os.ReadFile(filepath.Join("testdata", "aria-t.MAI-page1.head"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// 64 MiB of data pages (a bitmap page first) and 1 MiB of index pages.
+	data := [][]byte{make([]byte, 8192)}
+	for range 8191 {
+		data = append(data, ariaPage(head, 0x5a))
+	}
+	var idx [][]byte
+	for range 128 {
+		idx = append(idx, ariaPage(index, 0x5a))
+	}
+	mai := bytes.Join(append([][]byte{page0(b, "aria-t.MAI-page0.gz")}, idx...), nil)
+	if err := os.WriteFile(filepath.Join(dir, "t.MAI"), mai, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "t.MAD"), bytes.Join(data, nil), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(mai) + 8192*8192))
+	for b.Loop() {
+		a, err := ReadAriaTable(context.Background(), filepath.Join(dir, "t.MAI"))
+		if err != nil || a.Unreadable != 0 || len(a.Versions) != 2 || a.Pages != 8191+128 {
+			b.Fatalf("%+v %v", a, err)
+		}
+	}
+}
