@@ -37,7 +37,8 @@ log's and each binary log's version (read from their file headers: run the
 tool on the server's host) and temporary files. Each version then gets a
 status: in-use, latest, kept (its use cannot be ruled out; the reasons say
 why; every old version of key 1 is kept unless --data-files reads the
-server's Aria tables), or not-needed (safe to archive, with the backups that may need it).
+server's Aria tables), or not-needed (safe to archive, with the backups that
+may need it).
 Connection settings not given come from the option files' [client],
 [client-server], [client-mariadb] and [mariadb-aws-keys] groups, MYSQL_PWD,
 and the server's socket.
@@ -128,6 +129,11 @@ func (a *app) list(ctx context.Context, args []string, kms, server bool) error {
 	}
 	var scan *datafiles.Scan
 	if dataDir != "" {
+		// A directory that is not a key directory is said before the
+		// data files are read.
+		if _, _, err := keyops.OpenDir(s.KeyDir); err != nil {
+			return usageError(err)
+		}
 		if scan, err = a.scanData(ctx, dataDir); err != nil {
 			return err
 		}
