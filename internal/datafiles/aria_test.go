@@ -78,8 +78,7 @@ func TestAriaPageVersions(t *testing.T) {
 	trans, _ := ParseAriaHeader(page0(t, "aria-t.MAI-page0.gz"))
 	nontrans, _ := ParseAriaHeader(page0(t, "aria-nt.MAI-page0.gz"))
 	head := testdata(t, "aria-t.MAD-page1.head")
-	blob := withVersion(head, ariaBlobVersion, 7)
-	blob[ariaPageTypeOffset] = 3
+	blob := testdata(t, "aria-blob.MAD-page.head")
 	unknownType := append([]byte(nil), head...)
 	unknownType[ariaPageTypeOffset] = 5
 	idx := func(keyNr byte) []byte {
@@ -94,7 +93,7 @@ func TestAriaPageVersions(t *testing.T) {
 	}{
 		{"head page (real, version 2)", pv(AriaDataPageVersion(trans, 1, ariaPage(head, 0x5a))), pageVersion{2, true, true}},
 		{"head page (real, version 3)", pv(AriaDataPageVersion(trans, 5, ariaPage(testdata(t, "aria-t.MAD-page5.head"), 0x5a))), pageVersion{3, true, true}},
-		{"blob page", pv(AriaDataPageVersion(trans, 2, ariaPage(blob, 0x5a))), pageVersion{7, true, true}},
+		{"blob page (real, version 2)", pv(AriaDataPageVersion(trans, 2, ariaPage(blob, 0x5a))), pageVersion{2, true, true}},
 		{"bitmap page 0", pv(AriaDataPageVersion(trans, 0, ariaPage(head, 0x5a))), pageVersion{0, false, true}},
 		{"bitmap page 21825", pv(AriaDataPageVersion(trans, 21825, ariaPage(head, 0x5a))), pageVersion{0, false, true}},
 		{"unallocated page", pv(AriaDataPageVersion(trans, 3, make([]byte, 8192))), pageVersion{0, false, true}},

@@ -351,8 +351,9 @@ restore_and_check "another KMS" "$WORK/backup1" "$WORK/restore4"
 
 # ------------------------------ 6. Aria: a key version only Aria needs
 # aria_encrypt_tables=ON, InnoDB, its redo log and binlogs not encrypted:
-# key 1 serves the Aria tables alone. d.old's pages are on version 1,
-# d.new's on version 3; version 2 serves nothing.
+# key 1 serves the Aria tables alone. d.old's pages (head, tail and blob
+# pages, index pages) are on version 1, d.new's on version 3; version 2
+# serves nothing.
 SRV_DIR="$WORK/src6"
 ARIA_OPTS=(--plugin-load-add=aws_key_management
   --aws-key-management-endpoint-url="http://$KMS_ADDR" --aws-key-management-master-key-id="$KMS_ALIAS"
@@ -361,8 +362,8 @@ srv_install || { fail "mariadb-install-db (6)"; finish; }
 if srv_start "${ARIA_OPTS[@]}"; then ok "Aria: a server with aria_encrypt_tables=ON (InnoDB not encrypted)"
 else fail "Aria: source server"; finish; fi
 q -e "CREATE DATABASE d; USE d;
-  CREATE TABLE d.old (a INT PRIMARY KEY, b VARCHAR(200)) ENGINE=Aria;
-  INSERT INTO d.old SELECT seq, REPEAT('old', 60) FROM seq_1_to_500;
+  CREATE TABLE d.old (a INT PRIMARY KEY, b VARCHAR(200), c LONGBLOB) ENGINE=Aria;
+  INSERT INTO d.old SELECT seq, REPEAT('old', 60), IF(seq <= 20, REPEAT('blob', 5000), NULL) FROM seq_1_to_500;
   FLUSH TABLES;
   SET GLOBAL aws_key_management_rotate_key = 1;
   SET GLOBAL aws_key_management_rotate_key = 1;
