@@ -640,7 +640,7 @@ func TestVerifyDataFiles(t *testing.T) {
 	r := w.run("verify", w.dir)
 	if r.code != 1 || !strings.Contains(r.stderr, missing) ||
 		r.stdout != fmt.Sprintf("verified 10 key files in %s: 10 ok, 0 failed; 0 KMS calls throttled and retried\n"+
-			"data files in %s: 1 InnoDB tablespaces (1 encrypted), redo log on key 1 version 1, 0 binary logs: 2 key versions needed, 1 missing, 0 files not read\n", w.dir, w.dir) {
+			"data files in %s: 1 InnoDB tablespaces (1 encrypted), 0 Aria tables (0 encrypted), redo log on key 1 version 1, 0 binary logs: 2 key versions needed, 1 missing, 0 files not read\n", w.dir, w.dir) {
 		t.Fatalf("missing latest version: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
 	r = w.run("list", "--data-files", w.dir)
@@ -660,7 +660,7 @@ func TestVerifyDataFiles(t *testing.T) {
 		t.Fatalf("--json: exit %d, %v: %q", r.code, err, r.stdout)
 	}
 	d := v["data_files"].(map[string]any)
-	checkFields(t, "data_files", d, "directory innodb_tablespaces redo_log binlogs needed errors missing")
+	checkFields(t, "data_files", d, "directory innodb_tablespaces aria_tables redo_log binlogs needed errors missing")
 	checkFields(t, "data_files.missing", d["missing"].([]any)[0].(map[string]any), "key_id key_version file used_by message")
 	checkFields(t, "data_files.needed", d["needed"].([]any)[0].(map[string]any), "key_id key_version files")
 	checkFields(t, "data_files.innodb_tablespaces", d["innodb_tablespaces"].([]any)[0].(map[string]any),

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/mariadb-go/aws_key_management/internal/datafiles"
 	"github.com/mariadb-go/aws_key_management/internal/keyfile"
 	"github.com/mariadb-go/aws_key_management/internal/keyops"
 	"github.com/mariadb-go/aws_key_management/internal/keyusage"
@@ -35,8 +36,9 @@ running server which versions it still uses: InnoDB's tablespaces
 log's and each binary log's version (read from their file headers: run the
 tool on the server's host) and temporary files. Each version then gets a
 status: in-use, latest, kept (its use cannot be ruled out; the reasons say
-why; every old version of key 1 is kept because Aria tables are not read),
-or not-needed (safe to archive, with the backups that may need it).
+why; every old version of key 1 is kept unless --data-files reads the
+server's Aria tables), or not-needed (safe to archive, with the backups that
+may need it).
 Connection settings not given come from the option files' [client],
 [client-server], [client-mariadb] and [mariadb-aws-keys] groups, MYSQL_PWD,
 and the server's socket.
@@ -47,6 +49,8 @@ and the server's socket.
   mariadb-aws-keys list --kms /backup/2025-06-01
   # which versions the running server still needs
   mariadb-aws-keys list --server --socket /run/mysqld/mysqld.sock --user root
+  # the same, reading its Aria tables too (key 1), on the server's host
+  mariadb-aws-keys list --server --data-files
   # a backup, with the key versions its data files need
   mariadb-aws-keys list --data-files /backup/2025-06-01
   # for a script
@@ -123,6 +127,26 @@ func (a *app) list(ctx context.Context, args []string, kms, server bool) error {
 			return fmt.Errorf("asking the server: %w", err)
 		}
 	}
+	var scan *datafiles.Scan
+	if dataDir != "" {
+		// A directory that is not a key directory is said before the
+		// data files are read.
+		if _, _, err := keyops.OpenDir(s.KeyDir); err != nil {
+			return usageError(err)
+		}
+		if scan, err = a.scanData(ctx, dataDir); err != nil {
+			return err
+		}
+		if u := o.Usage; u != nil {
+			// The Aria tables' pages say which versions of key 1 they use,
+			// if these are the server's files.
+			if keyops.SameDir(dataDir, u.DataDir) {
+				u.Aria = keyusage.AriaFromScan(scan)
+			} else {
+				a.warnf("warning: the data files read (%s) are not the server's (datadir %s): the server's Aria tables were not read, and every old version of key 1 is kept", dataDir, u.DataDir)
+			}
+		}
+	}
 	res, err := keyops.List(ctx, s.KeyDir, o)
 	if err != nil {
 		return usageError(err)
@@ -150,15 +174,13 @@ func (a *app) list(ctx context.Context, args []string, kms, server bool) error {
 	for _, w := range res.Warnings {
 		a.warnf("warning: %s", w)
 	}
-	if dataDir != "" && ctx.Err() == nil {
+	if scan != nil {
 		entries := make([]keyfile.Entry, len(res.Keys))
 		for i, k := range res.Keys {
 			entries[i] = keyfile.Entry{ID: k.KeyID, Version: k.Version}
 		}
 		var dataFailed int
-		if res.DataFiles, dataFailed, err = a.checkData(ctx, dataDir, res.Directory, entries); err != nil {
-			return err
-		}
+		res.DataFiles, dataFailed = a.compareData(scan, res.Directory, entries)
 		failed += dataFailed
 	}
 	if a.json {

@@ -236,41 +236,59 @@ func ReadTablespace(ctx context.Context, path string) (Tablespace, error) {
 	}
 	t.Encrypted, t.KeyID, t.MinKeyVersion = h.Scheme == 1, h.KeyID, h.MinKeyVersion
 	counts := map[uint32]int{}
-	buf := make([]byte, (readChunk/h.PhysicalSize)*h.PhysicalSize)
-	page := uint32(0)
-	for off := int64(0); ; off += int64(len(buf)) {
+	err = eachPage(ctx, f, 0, h.PhysicalSize, func(page int64, b []byte) {
+		if page == 0 {
+			return
+		}
+		t.Pages++
+		v, ok := PageKeyVersion(h, uint32(page), b)
+		switch {
+		case !ok:
+			t.Unreadable++
+		case v == 0:
+		case v < h.MinKeyVersion:
+			t.BelowMin++
+		default:
+			counts[v]++
+		}
+	})
+	if err != nil {
+		return t, fmt.Errorf("reading %s: %w", path, err)
+	}
+	t.Versions = sortedCounts(counts)
+	return t, nil
+}
+
+// sortedCounts lists the pages per key version, by version.
+func sortedCounts(counts map[uint32]int) []VersionCount {
+	out := make([]VersionCount, 0, len(counts))
+	for v, n := range counts {
+		out = append(out, VersionCount{v, n})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Version < out[j].Version })
+	return out
+}
+
+// eachPage calls fn with each whole page of f from offset start on, and
+// its number (offset / size), reading readChunk bytes at a time; it stops
+// at the end of the file, on a read error, or when ctx is done.
+func eachPage(ctx context.Context, f io.ReaderAt, start int64, size int, fn func(no int64, page []byte)) error {
+	buf := make([]byte, max(1, readChunk/size)*size)
+	for off := start; ; off += int64(len(buf)) {
 		if err := ctx.Err(); err != nil {
-			return t, err
+			return err
 		}
 		n, err := f.ReadAt(buf, off)
-		for p := 0; p+h.PhysicalSize <= n; p += h.PhysicalSize {
-			if page != 0 {
-				t.Pages++
-				v, ok := PageKeyVersion(h, page, buf[p:p+h.PhysicalSize])
-				switch {
-				case !ok:
-					t.Unreadable++
-				case v == 0:
-				case v < h.MinKeyVersion:
-					t.BelowMin++
-				default:
-					counts[v]++
-				}
-			}
-			page++
+		for p := 0; p+size <= n; p += size {
+			fn((off+int64(p))/int64(size), buf[p:p+size])
 		}
 		if errors.Is(err, io.EOF) {
-			break
+			return nil
 		}
 		if err != nil {
-			return t, fmt.Errorf("reading %s: %w", path, err)
+			return err
 		}
 	}
-	for v, n := range counts {
-		t.Versions = append(t.Versions, VersionCount{v, n})
-	}
-	sort.Slice(t.Versions, func(i, j int) bool { return t.Versions[i].Version < t.Versions[j].Version })
-	return t, nil
 }
 
 // readPage0 reads and parses page 0 of an open tablespace.

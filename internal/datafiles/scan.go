@@ -34,6 +34,7 @@ const maxUseFiles = 5
 type Scan struct {
 	Directory   string       `json:"directory"`
 	Tablespaces []Tablespace `json:"innodb_tablespaces"`
+	AriaTables  []AriaTable  `json:"aria_tables"`
 	RedoLog     *RedoLog     `json:"redo_log,omitempty"`
 	Binlogs     []Binlog     `json:"binlogs"`
 	// Uses are the pairs needed, by key id and version.
@@ -130,7 +131,8 @@ func binlogFiles(dir string) []string {
 }
 
 // ScanDir reads the data files of dir (a datadir, or a backup of one):
-// every page of every InnoDB tablespace, parallel files at a time, the
+// every page of every InnoDB tablespace and of every encrypted Aria table
+// (DATABASE/*.MAI and .MAD), parallel files at a time, the
 // redo log header and the start of each binary log; and returns the
 // (key id, version) pairs they need. newProgress, if set, makes a
 // progress display over the tablespaces. Files that cannot be read are
@@ -141,12 +143,18 @@ func ScanDir(ctx context.Context, dir string, parallel int, newProgress func(tot
 	if err != nil {
 		return nil, err
 	}
-	s := &Scan{Directory: dir, Tablespaces: make([]Tablespace, len(files)), Binlogs: []Binlog{}, Uses: []Use{}, Errors: []string{}}
-	var progress Progress
-	if newProgress != nil && len(files) > 0 {
-		progress = newProgress(len(files), "reading data files")
+	aria, err := ariaFiles(dir)
+	if err != nil {
+		return nil, err
 	}
-	parallel = max(1, min(parallel, len(files)))
+	s := &Scan{Directory: dir, Tablespaces: make([]Tablespace, len(files)), AriaTables: make([]AriaTable, len(aria)),
+		Binlogs: []Binlog{}, Uses: []Use{}, Errors: []string{}}
+	total := len(files) + len(aria)
+	var progress Progress
+	if newProgress != nil && total > 0 {
+		progress = newProgress(total, "reading data files")
+	}
+	parallel = max(1, min(parallel, total))
 	work := make(chan int)
 	var wg sync.WaitGroup
 	for range parallel {
@@ -154,18 +162,26 @@ func ScanDir(ctx context.Context, dir string, parallel int, newProgress func(tot
 		go func() {
 			defer wg.Done()
 			for i := range work {
-				t, err := ReadTablespace(ctx, files[i])
-				if err != nil {
-					t.Error = err.Error()
+				if i < len(files) {
+					t, err := ReadTablespace(ctx, files[i])
+					if err != nil {
+						t.Error = err.Error()
+					}
+					s.Tablespaces[i] = t
+				} else {
+					t, err := ReadAriaTable(ctx, aria[i-len(files)])
+					if err != nil {
+						t.Error = err.Error()
+					}
+					s.AriaTables[i-len(files)] = t
 				}
-				s.Tablespaces[i] = t
 				if progress != nil {
 					progress.Add(1)
 				}
 			}
 		}()
 	}
-	for i := range files {
+	for i := range total {
 		if ctx.Err() != nil {
 			break
 		}
@@ -191,14 +207,22 @@ func ScanDir(ctx context.Context, dir string, parallel int, newProgress func(tot
 		}
 		return p
 	}
+	// Each table's pages need the versions they have; a table not read
+	// is an error.
+	table := func(file string, keyID uint32, versions []VersionCount, err string) {
+		if err != "" {
+			s.Errors = append(s.Errors, err)
+			return
+		}
+		for _, v := range versions {
+			need(keyID, v.Version, rel(file))
+		}
+	}
 	for _, t := range s.Tablespaces {
-		if t.Error != "" {
-			s.Errors = append(s.Errors, t.Error)
-			continue
-		}
-		for _, v := range t.Versions {
-			need(t.KeyID, v.Version, rel(t.File))
-		}
+		table(t.File, t.KeyID, t.Versions, t.Error)
+	}
+	for _, t := range s.AriaTables {
+		table(t.File, t.KeyID, t.Versions, t.Error)
 	}
 	redo := filepath.Join(dir, "ib_logfile0")
 	if r, err := ReadRedoLog(redo); err == nil {
@@ -253,8 +277,9 @@ func (e Evidence) String() string {
 }
 
 // FindEncrypted looks, cheaply, for data in dir that is encrypted: the
-// redo log header, and page 0 (the encryption header only) of the system
-// and undo tablespaces and of the *.ibd files, at most maxFiles of them.
+// redo log header, page 0 (the encryption header only) of the system
+// and undo tablespaces and of the *.ibd files, and the header of each
+// Aria table (*.MAI), at most maxFiles of them.
 // It returns the evidence by key id, and whether every file was looked
 // at. It is what the plugin checks at start when it finds no key file
 // at all.
@@ -267,18 +292,28 @@ func FindEncrypted(dir string, maxFiles int) (map[uint32][]Evidence, bool) {
 	if err != nil {
 		return out, false
 	}
+	aria, _ := ariaFiles(dir)
+	n := len(files)
+	files = append(files, aria...)
 	complete := len(files) <= maxFiles
 	if !complete {
 		files = files[:maxFiles]
 	}
-	for _, f := range files {
-		h, err := ReadPage0(f)
-		if err != nil || !h.HasCrypt || h.Scheme != 1 {
-			continue
-		}
+	for i, f := range files {
 		name := f
 		if r, err := filepath.Rel(dir, f); err == nil {
 			name = r
+		}
+		if i >= n {
+			if h, err := readAriaHeader(f); err == nil && h.Encrypted && h.BlockRecord {
+				name = strings.TrimSuffix(name, ".MAI") + ".MAD"
+				out[h.KeyID] = append(out[h.KeyID], Evidence{File: name, KeyID: h.KeyID})
+			}
+			continue
+		}
+		h, err := ReadPage0(f)
+		if err != nil || !h.HasCrypt || h.Scheme != 1 {
+			continue
 		}
 		// Page 0's minimum version lags behind the pages (it is raised by
 		// the encryption threads only): name the key id alone.

@@ -168,7 +168,7 @@ func resolveLeftovers(ctx context.Context, s *keyfile.Store, dir string, extra s
 
 func containsDir(dirs []string, d string) bool {
 	for _, x := range dirs {
-		if sameDir(x, d) {
+		if SameDir(x, d) {
 			return true
 		}
 	}

@@ -126,7 +126,7 @@ func List(ctx context.Context, dir string, o ListOptions) (*ListResult, error) {
 		k.Latest = k.Version == latest[k.KeyID]
 		k.Status, k.UsedBy, k.Reasons = v.Status, nonNil(v.UsedBy), nonNil(v.Reasons)
 	}
-	if o.Usage != nil && o.Usage.KeyDir != "" && !sameDir(o.Usage.KeyDir, dir) {
+	if o.Usage != nil && o.Usage.KeyDir != "" && !SameDir(o.Usage.KeyDir, dir) {
 		res.Warnings = append(res.Warnings, fmt.Sprintf("the server reads its key files from %s, not from %s: the use shown is that server's", o.Usage.KeyDir, dir))
 	}
 	for _, ig := range res.Ignored {
@@ -142,8 +142,8 @@ func nonNil(s []string) []string {
 	return s
 }
 
-// sameDir reports whether a and b name the same directory.
-func sameDir(a, b string) bool {
+// SameDir reports whether a and b name the same directory.
+func SameDir(a, b string) bool {
 	sa, errA := os.Stat(a)
 	sb, errB := os.Stat(b)
 	if errA == nil && errB == nil {

@@ -19,8 +19,8 @@ const maxGuardFiles = 100000
 // one would make a new version 1, which cannot read the data that is
 // there (InnoDB then reports the tables as corrupted). So when Open finds
 // no key file at all, it looks cheaply at the datadir (the redo log
-// header and page 0 of each tablespace: their encryption headers name a
-// key id) and, if it finds encrypted data, generates no key at all (the
+// header, page 0 of each tablespace and the header of each Aria table:
+// their encryption headers name a key id) and, if it finds encrypted data, generates no key at all (the
 // key directory is not this data's), naming the files and the fix. A
 // real first start has no encrypted data yet, and is not affected.
 

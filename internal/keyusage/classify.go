@@ -62,11 +62,13 @@ const tempFileSlack = 2 * time.Second
 //     version 1) to the latest: all those are in use.
 //   - Key 1: the redo log's version and each binary/relay log's version
 //     are in use. Aria tables keep the version each page was written
-//     with and this tool does not read them: every version of key 1 is
-//     kept unless something else marks it in use.
-//   - Key 2: temporary files use the version that was the latest when
-//     they were created; they do not outlive the server. A version is
-//     out of their use only if a newer one existed before the server
+//     with: with u.Aria (their files were read) the versions their pages
+//     have are in use; without it every version of key 1 is kept unless
+//     something else marks it in use.
+//   - Key 2 (key 1 when there is no key 2: the server then uses key 1
+//     for them): temporary files use the version that was the latest
+//     when they were created; they do not outlive the server. A version
+//     is out of their use only if a newer one existed before the server
 //     started.
 //   - Anything the server could not tell (no privilege, a log file not
 //     readable) keeps every version it could concern.
@@ -134,6 +136,13 @@ func Classify(versions []Version, u *Usage) (map[[2]uint32]Verdict, []string) {
 			logUsers[k] = append(logUsers[k], "binlog: "+filepath.Base(b.Path))
 		}
 	}
+	ariaUsers := map[[2]uint32][]string{}
+	if u.Aria != nil {
+		ariaUsers = u.Aria.Tables
+		for _, f := range u.Aria.Unread {
+			warnings = append(warnings, "an Aria table's key versions are not known: "+f)
+		}
+	}
 	for k := range logUsers {
 		if _, ok := created[k]; !ok {
 			warnings = append(warnings, fmt.Sprintf("%s uses key %d version %d, which is not in the directory: the server cannot start (redo log) or read it (binlog) without it",
@@ -156,6 +165,9 @@ func Classify(versions []Version, u *Usage) (map[[2]uint32]Verdict, []string) {
 		if n > 0 {
 			d.UsedBy = append(d.UsedBy, fmt.Sprintf("innodb: %d tablespace%s (first: %s)", n, plural(n), first))
 		}
+		if a := ariaUsers[k]; len(a) > 0 {
+			d.UsedBy = append(d.UsedBy, fmt.Sprintf("aria: %d table%s (first: %s)", len(a), plural(len(a)), a[0]))
+		}
 		d.UsedBy = append(d.UsedBy, logUsers[k]...)
 		isLatest := v.Version == latest[v.ID]
 		if !isLatest {
@@ -171,6 +183,9 @@ func Classify(versions []Version, u *Usage) (map[[2]uint32]Verdict, []string) {
 		default:
 			d.Status = NotNeeded
 			d.Reasons = []string{fmt.Sprintf("no InnoDB tablespace, log or temporary file of the server uses key %d version %d", v.ID, v.Version)}
+			if v.ID == KeySystemData && u.Aria != nil {
+				d.Reasons[0] += fmt.Sprintf(", nor the pages of its Aria tables (%d encrypted, read from its datadir)", u.Aria.Encrypted)
+			}
 		}
 		out[k] = d
 	}
@@ -184,8 +199,13 @@ func keepReasons(v Version, u *Usage, latest map[uint32]uint32, created map[[2]u
 		r = append(r, "InnoDB's use is not known (see the warnings)")
 	}
 	if v.ID == KeySystemData {
-		r = append(r, fmt.Sprintf("Aria tables encrypted with aria_encrypt_tables (now %s) keep the version each page was written with; this tool does not read them",
-			orUnknown(u.Settings["aria_encrypt_tables"])))
+		switch {
+		case u.Aria == nil:
+			r = append(r, fmt.Sprintf("Aria usage is unknown: Aria tables encrypted with aria_encrypt_tables (now %s) keep the version each page was written with; add --data-files (on the server's host) to read them",
+				orUnknown(u.Settings["aria_encrypt_tables"])))
+		case len(u.Aria.Unread) > 0:
+			r = append(r, fmt.Sprintf("Aria usage is not complete: %d Aria files could not be read (see the warnings)", len(u.Aria.Unread)))
+		}
 		if u.RedoLogError != "" {
 			r = append(r, "the redo log's version is not known (see the warnings)")
 		}
@@ -196,7 +216,7 @@ func keepReasons(v Version, u *Usage, latest map[uint32]uint32, created map[[2]u
 			r = append(r, "the version of binary log "+filepath.Base(p)+" is not known (see the warnings)")
 		}
 	}
-	if v.ID == KeyTemporaryData {
+	if v.ID == KeyTemporaryData || v.ID == KeySystemData && latest[KeyTemporaryData] == 0 {
 		// The next version on disk: v was the latest until it appeared.
 		next := latest[v.ID]
 		for w := range created {

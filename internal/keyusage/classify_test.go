@@ -150,3 +150,49 @@ func TestClassifyWarnsAboutMissingVersions(t *testing.T) {
 		t.Errorf("warnings %q", w)
 	}
 }
+
+func TestClassifyKey1Aria(t *testing.T) {
+	// Key 1: version 1 is the redo log's, version 3 only an Aria table's,
+	// versions 2 and 4 nothing's; key 2 exists (so temporary files are
+	// on key 2).
+	versions := append(vers(1, 5), vers(2, 1)...)
+	u := func(aria *AriaUsage) *Usage {
+		return &Usage{Started: t0.Add(100 * time.Hour), Settings: map[string]string{"aria_encrypt_tables": "ON"},
+			RedoLog: &datafiles.RedoLog{Path: "/d/ib_logfile0", Encrypted: true, KeyID: 1, KeyVersion: 1}, Aria: aria}
+	}
+	// Not read: every old version of key 1 is kept, saying why.
+	m, _ := Classify(versions, u(nil))
+	if got := statuses(m, 1, 5); !reflect.DeepEqual(got, []string{InUse, Kept, Kept, Kept, Latest}) {
+		t.Errorf("Aria not read: %v", got)
+	}
+	if r := m[[2]uint32{1, 3}].Reasons; len(r) != 1 || !strings.HasPrefix(r[0], "Aria usage is unknown: ") || !strings.Contains(r[0], "now ON") ||
+		!strings.Contains(r[0], "add --data-files") {
+		t.Errorf("reasons %q", r)
+	}
+	// Read: the Aria table's version is in use, the others not needed.
+	read := &AriaUsage{Tables: map[[2]uint32][]string{{1, 3}: {"d/a.MAD", "d/b.MAD"}}, Encrypted: 2}
+	m, w := Classify(versions, u(read))
+	if got := statuses(m, 1, 5); !reflect.DeepEqual(got, []string{InUse, NotNeeded, InUse, NotNeeded, Latest}) || len(w) != 0 {
+		t.Errorf("Aria read: %v %q", got, w)
+	}
+	if got := m[[2]uint32{1, 3}].UsedBy; !reflect.DeepEqual(got, []string{"aria: 2 tables (first: d/a.MAD)"}) {
+		t.Errorf("version 3 used by %q", got)
+	}
+	if r := m[[2]uint32{1, 2}].Reasons; len(r) != 1 || !strings.Contains(r[0], "nor the pages of its Aria tables (2 encrypted, read from its datadir)") {
+		t.Errorf("version 2 reasons %q", r)
+	}
+	// A file not read keeps every old version that nothing else marks.
+	read.Unread = []string{"d/c.MAI: permission denied"}
+	m, w = Classify(versions, u(read))
+	if got := statuses(m, 1, 5); !reflect.DeepEqual(got, []string{InUse, Kept, InUse, Kept, Latest}) ||
+		len(w) != 1 || !strings.Contains(w[0], "d/c.MAI: permission denied") {
+		t.Errorf("an Aria file not read: %v %q", got, w)
+	}
+	// Without key 2 the server puts temporary files (and temporary Aria
+	// tables) on key 1: the version that was the latest at the server's
+	// start (3) and later ones are kept.
+	m, _ = Classify(vers(1, 5), &Usage{Started: t0.Add(3*time.Hour + 30*time.Minute), Settings: map[string]string{}, Aria: &AriaUsage{}})
+	if got := statuses(m, 1, 5); !reflect.DeepEqual(got, []string{NotNeeded, NotNeeded, Kept, Kept, Latest}) {
+		t.Errorf("no key 2: %v", got)
+	}
+}

@@ -95,6 +95,45 @@ type Usage struct {
 
 	// Settings are the server's encryption settings, as it reports them.
 	Settings map[string]string `json:"settings"`
+
+	// Aria is what the files of the Aria tables in the server's datadir
+	// say (read by list --data-files on the server's host); nil when they
+	// were not read.
+	Aria *AriaUsage `json:"aria,omitempty"`
+}
+
+// AriaUsage is the key versions the pages of the Aria tables use.
+type AriaUsage struct {
+	// Tables are, by (key id, version), the Aria tables (db/t.MAD) that
+	// have pages of that version on disk.
+	Tables map[[2]uint32][]string `json:"-"`
+	// Encrypted is how many encrypted Aria tables were read.
+	Encrypted int `json:"encrypted_tables"`
+	// Unread names the Aria files that could not be read.
+	Unread []string `json:"unread"`
+}
+
+// AriaFromScan is the Aria tables' use of key versions, from the data
+// files read offline (the server's datadir).
+func AriaFromScan(s *datafiles.Scan) *AriaUsage {
+	a := &AriaUsage{Tables: map[[2]uint32][]string{}, Unread: []string{}}
+	for _, t := range s.AriaTables {
+		name := t.File
+		if r, err := filepath.Rel(s.Directory, t.File); err == nil {
+			name = r
+		}
+		switch {
+		case t.Error != "":
+			a.Unread = append(a.Unread, t.Error)
+		case t.Encrypted:
+			a.Encrypted++
+			for _, v := range t.Versions {
+				k := [2]uint32{t.KeyID, v.Version}
+				a.Tables[k] = append(a.Tables[k], name)
+			}
+		}
+	}
+	return a
 }
 
 // settingNames are the variables FromServer reports in Settings.

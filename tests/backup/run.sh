@@ -25,12 +25,17 @@
 #      files: the plugin generates no key, the server refuses to start,
 #      the error log names the data files and the fix; with the key files
 #      copied back it starts and reads every table.
+#   6. Aria (aria_encrypt_tables=ON, InnoDB not encrypted): a version of
+#      key 1 only an Aria table needs is in use for list --server
+#      --data-files (and kept without --data-files), one nothing needs is
+#      not needed; verify of a backup without its key file names the
+#      .MAD file; the restore guard names the Aria tables.
 #
 # Prints "ok - ..." / "FAIL - ..." per check and "N passed, N failed";
-# exits non-zero on any failure. Bounded (240 s). AKM_BACKUP_KEEP=1 keeps
+# exits non-zero on any failure. Bounded (330 s). AKM_BACKUP_KEEP=1 keeps
 # the work directory.
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
-bounded 240 "$@"
+bounded 330 "$@"
 
 WORK=$(mktemp -d /tmp/akm-backup.XXXXXX)
 SRV_PLUGIN_DIR="$WORK/plugin"
@@ -44,7 +49,7 @@ cleanup() {
   if [ -n "${AKM_BACKUP_KEEP:-}" ]; then echo "# AKM_BACKUP_KEEP: $WORK left in place"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
-trap 'echo "# interrupted or over time"; fail "run interrupted (signal or the 240 s bound)"; echo "$PASSED passed, $FAILED failed"; exit 1' INT TERM
+trap 'echo "# interrupted or over time"; fail "run interrupted (signal or the 330 s bound)"; echo "$PASSED passed, $FAILED failed"; exit 1' INT TERM
 
 SRV_PORT=$(srv_free_port 25306) || { fail "no free port"; finish; }
 
@@ -311,11 +316,28 @@ else cat "$WORK/kms-dr.log"; fail "starting the second KMS"; finish; fi
 mapfile -t SRV_ENV < <(kms_env)
 BACKUP_ENV=("${SRV_ENV[@]}")
 DR_KEYS="$WORK/dr-keys"
-install -d -m 0700 "$DR_KEYS"
-if out=$(tool --region "$KMS_REGION" import --bundle "$WORK/keys.age" --identity "$WORK/recovery.key" --to "$KMS_ALIAS" "$DR_KEYS" 2>"$WORK/tool.err") &&
-   [[ "$out" == *": 7 written, 0 already present, 0 failed" ]]; then
-  ok "mariadb-aws-keys import --to $KMS_ALIAS: $out"
-else echo "$out"; cat "$WORK/tool.err"; fail "import --to"; fi
+# The README's commands ("Or move the keys to another KMS key"), as
+# written but for the paths, run by a DBA whose ~/.aws/credentials has a
+# profile "dr" for the other account (its [default] is not valid there)
+# and whose ~/.my.cnf points the tool at the loopback KMS.
+DR_HOME="$WORK/dr-home"
+install -d -m 0700 "$DR_HOME" "$DR_HOME/.aws"
+printf '[default]\naws_access_key_id = AKIANOTTHEDRACCOUNT0\naws_secret_access_key = not-valid-there\n\n[dr]\naws_access_key_id = %s\naws_secret_access_key = %s\n' \
+  "$KMS_ACCESS_KEY" "$KMS_SECRET" >"$DR_HOME/.aws/credentials"
+printf '[mariadb]\naws_key_management_endpoint_url = http://%s\n' "$KMS_ADDR" >"$DR_HOME/.my.cnf"
+chmod 600 "$DR_HOME/.aws/credentials" "$DR_HOME/.my.cnf"
+README_DR=$(grep -B1 -A1 '^AWS_PROFILE=dr mariadb-aws-keys import ' "$ROOT/README.md")
+README_DR=${README_DR//\/var\/lib\/mysql-keys/$DR_KEYS}
+README_DR=${README_DR//\/backups\/2026-12-01\/keys.age/$WORK/keys.age}
+README_DR=${README_DR//\/secure\/mariadb-recovery.key/$WORK/recovery.key}
+DR_ENV=(-u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_TOKEN -u AWS_PROFILE -u AWS_REGION -u AWS_DEFAULT_REGION
+  -u AWS_SHARED_CREDENTIALS_FILE -u AWS_CREDENTIAL_PROFILES_FILE -u AWS_CONFIG_FILE AWS_EC2_METADATA_DISABLED=true
+  HOME="$DR_HOME" PATH="$ROOT/build:$PATH")
+if [[ "$README_DR" == "install -d -m 0700 -o mysql -g mysql $DR_KEYS"$'\n'"AWS_PROFILE=dr mariadb-aws-keys import --region eu-west-1 --to alias/mariadb-dr \\"$'\n'* ]] &&
+   out=$(env "${DR_ENV[@]}" timeout 120 bash -ec "$README_DR" 2>"$WORK/tool.err") &&
+   [[ "$out" == *": 7 written, 0 already present, 0 failed" ]] && [ "$(stat -c %a "$DR_KEYS")" = 700 ]; then
+  ok "the README's AWS_PROFILE=dr mariadb-aws-keys import --region eu-west-1 --to alias/mariadb-dr ...: $out"
+else echo "$README_DR"; echo "$out"; cat "$WORK/tool.err"; fail "the README's import --to with AWS_PROFILE=dr"; fi
 if out=$(tool verify -v "$DR_KEYS" 2>"$WORK/tool.err") && [ "$(grep -c "arn:aws:kms:$KMS_REGION:111122223333:key/$KMS_KEY_ID" <<<"$out")" = 7 ]; then
   ok "the imported key files unwrap under the second KMS's key"
 else echo "$out"; cat "$WORK/tool.err"; fail "verify of the imported key files"; fi
@@ -325,5 +347,84 @@ RESTORE_OPTS=(--plugin-load-add=aws_key_management
   --innodb-encrypt-tables=ON --innodb-encrypt-log=ON --encrypt-tmp-files=ON
   --innodb-buffer-pool-size=32M --innodb-tablespaces-encryption)
 restore_and_check "another KMS" "$WORK/backup1" "$WORK/restore4"
+
+
+# ------------------------------ 6. Aria: a key version only Aria needs
+# aria_encrypt_tables=ON, InnoDB, its redo log and binlogs not encrypted:
+# key 1 serves the Aria tables alone. d.old's pages (head, tail and blob
+# pages, index pages) are on version 1, d.new's on version 3; version 2
+# serves nothing.
+SRV_DIR="$WORK/src6"
+ARIA_OPTS=(--plugin-load-add=aws_key_management
+  --aws-key-management-endpoint-url="http://$KMS_ADDR" --aws-key-management-master-key-id="$KMS_ALIAS"
+  --aws-key-management-request-timeout=2000 --aria-encrypt-tables=ON --encrypt-tmp-files=ON)
+srv_install || { fail "mariadb-install-db (6)"; finish; }
+if srv_start "${ARIA_OPTS[@]}"; then ok "Aria: a server with aria_encrypt_tables=ON (InnoDB not encrypted)"
+else fail "Aria: source server"; finish; fi
+q -e "CREATE DATABASE d; USE d;
+  CREATE TABLE d.old (a INT PRIMARY KEY, b VARCHAR(200), c LONGBLOB) ENGINE=Aria;
+  INSERT INTO d.old SELECT seq, REPEAT('old', 60), IF(seq <= 20, REPEAT('blob', 5000), NULL) FROM seq_1_to_500;
+  FLUSH TABLES;
+  SET GLOBAL aws_key_management_rotate_key = 1;
+  SET GLOBAL aws_key_management_rotate_key = 1;
+  CREATE TABLE d.new (a INT PRIMARY KEY, b VARCHAR(200)) ENGINE=Aria TRANSACTIONAL=0;
+  INSERT INTO d.new SELECT seq, REPEAT('new', 60) FROM seq_1_to_500;
+  FLUSH TABLES;" 2>"$WORK/fill6.log" || { cat "$WORK/fill6.log"; fail "Aria: filling the tables"; }
+ARIA_SUM=$(q -e "CHECKSUM TABLE d.old, d.new" 2>&1 | tr '\t\n' '  ')
+# A restart: temporary files made before it (on key 2) no longer count.
+srv_stop || fail "Aria: shutdown exit status $?"
+srv_start "${ARIA_OPTS[@]}" || { fail "Aria: restart"; finish; }
+D6="$SRV_DIR/data"
+if out=$(tool list --server --data-files --socket "$SRV_DIR/mysqld.sock" --user root "$D6" 2>"$WORK/tool.err") &&
+   grep -Eq '^1 +1 .* in-use +aria: 1 table \(first: d/old.MAD\)$' <<<"$out" &&
+   grep -Eq '^1 +2 .* not-needed +no InnoDB tablespace, log or temporary file of the server uses key 1 version 2, nor the pages of its Aria tables \(2 encrypted, read from its datadir\)$' <<<"$out" &&
+   grep -Eq '^1 +3 .* in-use +aria: 1 table \(first: d/new.MAD\)$' <<<"$out" &&
+   grep -Eq "^data files in $D6: .*, [0-9]+ Aria tables \(2 encrypted\)" <<<"$out"; then
+  ok "Aria: list --server --data-files: version 1 is in use by d/old.MAD alone, version 2 is not needed, version 3 is d/new.MAD's"
+else echo "$out"; cat "$WORK/tool.err"; fail "Aria: list --server --data-files"; fi
+if out=$(tool list --server --socket "$SRV_DIR/mysqld.sock" --user root "$D6" 2>"$WORK/tool.err") &&
+   grep -Eq '^1 +1 .* kept +Aria usage is unknown: Aria tables encrypted with aria_encrypt_tables \(now ON\) keep the version each page was written with. add --data-files' <<<"$out" &&
+   grep -Eq '^1 +2 .* kept +Aria usage is unknown' <<<"$out"; then
+  ok "Aria: list --server without --data-files keeps versions 1 and 2, saying Aria usage is unknown"
+else echo "$out"; cat "$WORK/tool.err"; fail "Aria: list --server without the data files"; fi
+if [ "$(tool list --server --data-files --json --socket "$SRV_DIR/mysqld.sock" --user root "$D6" 2>/dev/null |
+        jq -r '[.data_files.aria_tables[] | select(.encrypted) | "\(.file | split("/") | .[-2:] | join("/")) \([.key_versions[].version] | join(","))"] | join(" ")')" = "d/new.MAD 3 d/old.MAD 1" ]; then
+  ok "Aria: list --json: each encrypted Aria table with the key versions of its pages"
+else fail "Aria: list --json aria_tables"; fi
+BK="$WORK/backup6"
+env "${BACKUP_ENV[@]}" timeout 120 mariadb-backup --backup --target-dir="$BK" --socket="$SRV_DIR/mysqld.sock" \
+  --user=root >"$WORK/backup6.log" 2>&1 || { tail -5 "$WORK/backup6.log"; fail "Aria: --backup"; }
+env "${BACKUP_ENV[@]}" timeout 120 mariadb-backup --prepare --target-dir="$BK" >"$WORK/prepare6.log" 2>&1 ||
+  { tail -5 "$WORK/prepare6.log"; fail "Aria: --prepare"; }
+srv_stop || fail "Aria: shutdown exit status $?"
+if out=$(tool verify "$BK" 2>"$WORK/tool.err") && grep -Eq " [0-9]+ Aria tables \(2 encrypted\), .* 0 missing, 0 files not read$" <<<"$out"; then
+  ok "Aria: verify of the prepared backup: $(tail -1 <<<"$out")"
+else echo "$out"; cat "$WORK/tool.err"; fail "Aria: verify of the backup"; fi
+# The backup without aws-kms-key.1.1: nothing but d.old needs it.
+cp -a "$BK" "$WORK/backup6-no11"
+rm -f "$WORK/backup6-no11/aws-kms-key.1.1"
+tool verify "$WORK/backup6-no11" >"$WORK/tool.out" 2>"$WORK/tool.err"; rc=$?
+if ((rc == 1)) && grep -q "^mariadb-aws-keys: MISSING key file aws-kms-key.1.1: d/old.MAD in $WORK/backup6-no11 need aws-kms-key.1.1 (key 1 version 1), which is not in $WORK/backup6-no11: their data cannot be read without it" "$WORK/tool.err"; then
+  ok "Aria: verify of a backup without aws-kms-key.1.1 exits 1, naming d/old.MAD and the key file"
+else cat "$WORK/tool.out" "$WORK/tool.err"; fail "Aria: verify without aws-kms-key.1.1 (exit $rc)"; fi
+# The restore guard sees Aria too: the backup restored without any key
+# file; the server generates no key 1 (a new one would not read d.old).
+rm -f "$WORK/backup6-no11"/aws-kms-key.*
+SRV_DIR="$WORK/restore6"
+mkdir -p "$SRV_DIR"
+if env "${BACKUP_ENV[@]}" timeout 120 mariadb-backup --copy-back --target-dir="$WORK/backup6-no11" --datadir="$SRV_DIR/data" >"$WORK/copyback6.log" 2>&1; then
+  srv_start "${ARIA_OPTS[@]}" >"$WORK/start6.log" 2>&1 && srv_stop
+  if grep -q "\[ERROR\] .*AWS KMS plugin: no key file in the datadir, but the datadir holds data encrypted with key ids 1 (d/new.MAD (key 1), d/old.MAD (key 1)): no new key will be generated" "$SRV_DIR/error.log" &&
+     [ ! -e "$SRV_DIR/data/aws-kms-key.1.1" ]; then
+    ok "Aria: a restore without key files: the plugin names the Aria tables and generates no key"
+  else tail -5 "$SRV_DIR/error.log"; fail "Aria: the restore guard"; fi
+else tail -5 "$WORK/copyback6.log"; fail "Aria: --copy-back (6)"; fi
+SRV_DIR="$WORK/restore6b"
+mkdir -p "$SRV_DIR"
+if env "${BACKUP_ENV[@]}" timeout 120 mariadb-backup --copy-back --target-dir="$BK" --datadir="$SRV_DIR/data" >"$WORK/copyback6b.log" 2>&1 &&
+   srv_start "${ARIA_OPTS[@]}" && [ "$(q -e "CHECKSUM TABLE d.old, d.new" 2>&1 | tr '\t\n' '  ')" = "$ARIA_SUM" ]; then
+  ok "Aria: the backup restored with its key files reads both tables back ($ARIA_SUM)"
+else fail "Aria: restore of the backup: '$(q -e "CHECKSUM TABLE d.old, d.new" 2>&1 | tr '\t\n' '  ')', want '$ARIA_SUM'"; fi
+srv_stop || fail "Aria: restored server shutdown exit status $?"
 
 finish
