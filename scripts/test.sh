@@ -299,6 +299,8 @@ run_script() {
   bash "$script" >"$log" 2>&1
   local rc=$?
   grep -E '^FAIL' "$log" | sed 's/^/    /'
+  local item
+  while IFS= read -r item; do FAILED_ITEMS+=("$label: ${item#FAIL - }"); done < <(grep -E '^FAIL' "$log")
   local line; line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -1)
   if [ -z "$line" ]; then tail -20 "$log"; bad "$label did not finish (exit $rc)"; return; fi
   local p f; read -r p _ f _ <<<"${line//,/}"

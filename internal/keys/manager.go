@@ -771,10 +771,23 @@ func (m *Manager) createFirst(id uint32) (uint32, bool) {
 			m.mu.Unlock()
 			return 1, true
 		}
+		if msg := refusedAdvice(id, err); msg != "" {
+			m.cfg.Log.ClientWarning(msg)
+		}
 		m.genFailed(id)
 		return 0, false
 	}
 	return 1, true
+}
+
+// refusedAdvice is the client message that says what a KMS refusal of a
+// new data key for key id means and what to do, or "" when Advice has
+// nothing to say about err.
+func refusedAdvice(id uint32, err error) string {
+	if a := Advice(err); a != "" {
+		return fmt.Sprintf("AWS KMS refused a new data key for key id=%d: %s", id, a)
+	}
+	return ""
 }
 
 // keySpecLength is the length of a key of an aws_key_management_key_spec.
@@ -802,9 +815,8 @@ func (m *Manager) generate(id, ver uint32) error {
 			return errClosed
 		}
 		m.logKMS(err, "")
-		if a := Advice(err); a != "" {
-			m.cfg.Log.ClientWarning(fmt.Sprintf("AWS KMS refused a new data key for key id=%d: %s", id, a))
-		}
+		// The caller gives the advice to the client: only the statement's
+		// thread may (rotation generates on worker goroutines).
 		return fmt.Errorf("generating data key: %w", err)
 	}
 	key, err := m.decrypt(ctx, blob, "")

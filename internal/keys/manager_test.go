@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -126,10 +127,14 @@ func (f *fakeKMS) wantCalls(t *testing.T, gen, dec int) {
 	}
 }
 
-// fakeLog records messages by kind.
+// fakeLog records messages by kind. Client messages reach the client
+// only from the statement's thread (the C side writes to the current
+// THD): one sent from another goroutine than the test's is recorded as
+// kind "Lost"+kind, so that a test expecting it fails.
 type fakeLog struct {
-	mu   sync.Mutex
-	msgs []logMsg
+	mu    sync.Mutex
+	msgs  []logMsg
+	owner string // goroutine of the test ("goroutine N")
 }
 
 type logMsg struct{ kind, text string }
@@ -145,8 +150,25 @@ func (l *fakeLog) Note(msg string)          { l.add("Note", "AWS KMS plugin: "+m
 func (l *fakeLog) Warning(msg string)       { l.add("Warning", "AWS KMS plugin: "+msg) }
 func (l *fakeLog) Error(msg string)         { l.add("Error", "AWS KMS plugin: "+msg) }
 func (l *fakeLog) KMSError(msg string)      { l.add("Error", "AWS KMS plugin : "+msg) }
-func (l *fakeLog) ClientError(msg string)   { l.add("ClientError", msg) }
-func (l *fakeLog) ClientWarning(msg string) { l.add("ClientWarning", msg) }
+func (l *fakeLog) ClientError(msg string)   { l.add(l.client("ClientError"), msg) }
+func (l *fakeLog) ClientWarning(msg string) { l.add(l.client("ClientWarning"), msg) }
+
+// client is kind, or "Lost"+kind when the caller is not the goroutine
+// that made the log.
+func (l *fakeLog) client(kind string) string {
+	if l.owner != "" && goroutine() != l.owner {
+		return "Lost" + kind
+	}
+	return kind
+}
+
+// goroutine is "goroutine N" of the calling goroutine.
+func goroutine() string {
+	buf := make([]byte, 64)
+	buf = buf[:runtime.Stack(buf, false)]
+	id, _, _ := strings.Cut(string(buf), " [")
+	return id
+}
 
 func (l *fakeLog) all() []logMsg {
 	l.mu.Lock()
@@ -257,7 +279,7 @@ func newEnv(t *testing.T, dir string, kms keys.KMS, opts ...option) *env {
 	if kms == nil {
 		kms = newFake()
 	}
-	e := &env{kms: kms, log: &fakeLog{}, clock: &fakeClock{now: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)}, dir: dir, store: keyfile.New(dir)}
+	e := &env{kms: kms, log: &fakeLog{owner: goroutine()}, clock: &fakeClock{now: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)}, dir: dir, store: keyfile.New(dir)}
 	e.fake, _ = kms.(*fakeKMS)
 	e.setMaster("alias/test")
 	e.setSpec("AES_128")
@@ -1626,4 +1648,26 @@ func TestLatestNoFallbackWhenSwitchedOff(t *testing.T) {
 	if v := e2.m.LatestKeyVersion(8); v != 1 {
 		t.Fatalf("fallback on, version 2 damaged: LatestKeyVersion = %d, want 1", v)
 	}
+}
+
+// A KMS refusal during rotation tells the client what it means: the
+// advice is given from the statement's goroutine (rotation generates on
+// workers, whose client messages would be lost).
+func TestRotateRefusalAdviceReachesClient(t *testing.T) {
+	e := newEnv(t, "", nil)
+	for _, id := range []uint32{3, 4} {
+		if v := e.m.LatestKeyVersion(id); v != 1 {
+			t.Fatalf("LatestKeyVersion(%d) = %d, want 1", id, v)
+		}
+	}
+	e.log.reset()
+	e.fake.set(func(f *fakeKMS) { f.genErr = &mock.Error{Code: "DisabledException", Message: "key is disabled"} })
+	if got := e.m.Rotate(keys.RotateAll); got != 2 {
+		t.Fatalf("Rotate(RotateAll) = %d, want 2 failures; log: %v", got, e.log.all())
+	}
+	for _, id := range []uint32{3, 4} {
+		e.log.want(t, "ClientWarning", fmt.Sprintf("AWS KMS refused a new data key for key id=%d: %s", id, disabledAdvice))
+		e.log.want(t, "ClientWarning", fmt.Sprintf("Could not generate datakey for key id= %d, ver= 1", id))
+	}
+	e.log.wantNone(t, "LostClientWarning", "LostClientError")
 }

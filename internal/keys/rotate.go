@@ -102,6 +102,9 @@ func (m *Manager) rotateOne(id uint32) []string {
 	}
 	if err := m.generate(id, ver+1); err != nil {
 		var msgs []string
+		if msg := refusedAdvice(id, err); msg != "" {
+			msgs = append(msgs, msg)
+		}
 		if errors.Is(err, keyfile.ErrExists) {
 			msgs = append(msgs, fmt.Sprintf("%s already exists and is not replaced; key %d was not rotated", keyfile.Name(id, ver+1), id))
 		}
