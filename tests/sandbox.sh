@@ -110,7 +110,8 @@ user_shell() {
   CWD=$1/checkout
   mkdir -p "$CWD" "$1/bin" || return 1
   tar -C "$ROOT" --exclude=./build -cf - . | tar -C "$CWD" -xf - || return 1
-  command -v sudo >/dev/null || { printf '#!/bin/sh\nexec "$@"\n' >"$1/bin/sudo" && chmod +x "$1/bin/sudo"; }
+  # (sudo -u USER: runuser, which root may use without a password.)
+  command -v sudo >/dev/null || { printf '#!/bin/sh\nif [ "$1" = -u ]; then u=$2; shift 2; exec runuser -u "$u" -- "$@"; fi\nexec "$@"\n' >"$1/bin/sudo" && chmod +x "$1/bin/sudo"; }
   ENV=(-u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_TOKEN -u AWS_PROFILE -u AWS_REGION
     -u AWS_DEFAULT_REGION -u AWS_SHARED_CREDENTIALS_FILE -u AWS_CREDENTIAL_PROFILES_FILE -u AWS_CONFIG_FILE
     AWS_EC2_METADATA_DISABLED=true AWS_ENDPOINT_URL_KMS="http://$KMS_ADDR" PATH="$1/bin:$PATH")
