@@ -426,7 +426,7 @@ EOF
   printf '| start time linear at worst: per version at 50,000 versions at most 1.5 x per version at 1,000 | %s us vs %s us | %s |\n' \
     "$(fmt "$(awk -v a="$i50k" 'BEGIN { print a * 1000 }')" 1)" "$(fmt "$(awk -v a="$i1k" 'BEGIN { print a * 1000 }')" 1)" \
     "$(verdict le "$i50k" "$(awk -v a="$i1k" 'BEGIN { print 1.5 * a }')")"
-  printf '| memory linear at worst: RSS per version at 50,000 versions at most 1.5 x per version at 1,000 | %s bytes vs %s bytes | %s |\n' \
+  printf '| memory linear at worst: anonymous RSS per version at 50,000 versions at most 1.5 x per version at 1,000 | %s bytes vs %s bytes | %s |\n' \
     "$(fmt "$(awk -v a="$m50k" 'BEGIN { print a * 1024 }')" 0)" "$(fmt "$(awk -v a="$m1k" 'BEGIN { print a * 1024 }')" 0)" \
     "$(verdict le "$m50k" "$(awk -v a="$m1k" 'BEGIN { print 1.5 * a }')")"
   cost_rows
@@ -491,11 +491,11 @@ Serial rotation (before) made 2 x ${N_KEYS} calls one after another: at least $(
 
 \`bench keys\`: ids x versions key files (copies of one mock-wrapped key), then a fresh plugin
 lifetime is started on them and timed (init unwraps every version into Go's table and the C
-table), with the process's VmRSS before and after; then ${KEYS_RUNS} runs of ${KEYS_CALLS} cached
+table), with the process's anonymous RSS (RssAnon) before and after; then ${KEYS_RUNS} runs of ${KEYS_CALLS} cached
 calls each, cycling over every id (so the larger sets also miss the CPU caches, as a server with
 that many tablespaces would). One process per set.
 
-| ids x versions | init (ms) | per version (us) | RSS before (MB) | RSS after (MB) | per version (bytes) | \`get_latest_key_version\` ns (median) | \`get_key\` ns (median) |
+| ids x versions | init (ms) | per version (us) | anonymous RSS before (MB) | after (MB) | per version (bytes) | \`get_latest_key_version\` ns (median) | \`get_key\` ns (median) |
 | --- | --- | --- | --- | --- | --- | --- | --- |
 EOF
   local set n init before after lat gk
