@@ -366,7 +366,10 @@ static void copy_file(const char *from, const char *to)
     die("write %s: %s", to, strerror(errno));
 }
 
-/* Resident memory of this process in kB (VmRSS), -1 if unknown. */
+/* Anonymous resident memory of this process in kB (RssAnon: the Go heap,
+   the key slots, the C table), -1 if unknown. Not VmRSS: init ends by
+   dropping the library's clean file pages (internal/memtrim), which are
+   not per-key state. */
 static long rss_kb(void)
 {
   char line[256];
@@ -375,7 +378,7 @@ static long rss_kb(void)
   if (!f)
     return -1;
   while (fgets(line, sizeof line, f))
-    if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
+    if (sscanf(line, "RssAnon: %ld kB", &kb) == 1)
       break;
   fclose(f);
   return kb;
@@ -384,7 +387,7 @@ static long rss_kb(void)
 /* Many keys (mock build): key 1 is created through the plugin, then its
    file is copied to ids 1..ids, versions 1..versions; a second plugin
    lifetime is started on that directory (init unwraps every version) and
-   timed, with the process's RSS before and after, then cached
+   timed, with the process's anonymous RSS before and after, then cached
    get_latest_key_version and get_key calls cycling over every id. */
 static int cmd_keys(const char *so, const char *dir, int ids, int versions)
 {
