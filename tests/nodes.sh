@@ -19,6 +19,9 @@
 #   node_cnf N              the start of node N's option file: [client],
 #                           and [mariadb] with its paths, the plugin on the
 #                           loopback KMS of scripts/kms.sh, encryption on
+#   nodes_prepare DIR       make release and the tool, the library in
+#                           SRV_PLUGIN_DIR=DIR/plugin, the loopback KMS in
+#                           DIR/kms; on failure says what and returns 1
 
 . "$ROOT/scripts/server.sh"
 NODE_WAIT=${NODE_WAIT:-120}
@@ -26,6 +29,15 @@ declare -A NODE_PID=()
 declare -a NODE_PORT=()
 
 node_dir() { echo "$NODE_ROOT/n$1"; }
+
+nodes_prepare() {
+  if ! timeout 300 make -s release build/mariadb-aws-keys >"$1/build.log" 2>&1; then
+    tail -20 "$1/build.log"; fail "make"; return 1
+  fi
+  SRV_PLUGIN_DIR=$1/plugin
+  mkdir -p "$SRV_PLUGIN_DIR" && cp build/aws_key_management.so "$SRV_PLUGIN_DIR/" || { fail "copying the library"; return 1; }
+  if ! kms_start "$1/kms" >"$1/kms.log" 2>&1; then cat "$1/kms.log"; fail "starting the KMS emulator"; return 1; fi
+}
 
 node_free_ports() {
   local p=$1 want=$2

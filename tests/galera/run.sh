@@ -48,13 +48,7 @@ trap 'echo "# interrupted or over time"; fail "run interrupted (signal or the 60
 PROVIDER=/usr/lib/galera/libgalera_smm.so
 [ -f "$PROVIDER" ] || { fail "$PROVIDER not found: install galera-4 (scripts/deps.sh)"; finish; }
 command -v socat >/dev/null || { fail "socat not found (wsrep_sst_mariabackup needs it): scripts/deps.sh"; finish; }
-if ! timeout 300 make -s release build/mariadb-aws-keys >"$WORK/build.log" 2>&1; then
-  tail -20 "$WORK/build.log"; fail "make"; finish
-fi
-SRV_PLUGIN_DIR=$WORK/plugin
-mkdir -p "$SRV_PLUGIN_DIR"
-cp build/aws_key_management.so "$SRV_PLUGIN_DIR/"
-if ! kms_start "$WORK/kms" >"$WORK/kms.log" 2>&1; then cat "$WORK/kms.log"; fail "starting the KMS emulator"; finish; fi
+nodes_prepare "$WORK" || finish
 # Per node: mysql, group communication, IST, SST ports; one more port
 # that stays closed (the unreachable KMS).
 mapfile -t P < <(node_free_ports 27306 13)

@@ -37,13 +37,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'echo "# interrupted or over time"; fail "run interrupted (signal or the 300 s bound)"; echo "$PASSED passed, $FAILED failed"; exit 1' INT TERM
 
-if ! timeout 300 make -s release build/mariadb-aws-keys >"$WORK/build.log" 2>&1; then
-  tail -20 "$WORK/build.log"; fail "make"; finish
-fi
-SRV_PLUGIN_DIR=$WORK/plugin
-mkdir -p "$SRV_PLUGIN_DIR"
-cp build/aws_key_management.so "$SRV_PLUGIN_DIR/"
-if ! kms_start "$WORK/kms" >"$WORK/kms.log" 2>&1; then cat "$WORK/kms.log"; fail "starting the KMS emulator"; finish; fi
+nodes_prepare "$WORK" || finish
 mapfile -t NODE_PORT < <(node_free_ports 26306 2)
 [ "${#NODE_PORT[@]}" = 2 ] || { fail "no 2 free ports from 26306"; finish; }
 NODE_PORT=(0 "${NODE_PORT[@]}")
